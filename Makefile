@@ -1,0 +1,34 @@
+# The README's two commands: `make dev` runs the exchange on embedded stores, `make test` passes every test.
+# Both install what they need first (scripts/bootstrap); Node 24 lands in .tools/ when the local node is too old.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(CURDIR)/.tools/node/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: dev test check unit testenv testenv-down bench
+
+dev:
+	@scripts/bootstrap
+	node cli/bourse.ts dev $(if $(BOURSE_CREDENTIALS_FILE),--credentials-file $(BOURSE_CREDENTIALS_FILE))
+
+test:
+	@scripts/bootstrap test
+	@scripts/testenv up
+	@$(MAKE) --no-print-directory check
+	@eval "$$(scripts/testenv env)" && vitest run
+
+# Typecheck and lint, without the servers.
+check:
+	tsc --noEmit
+	biome check .
+
+testenv:
+	@scripts/testenv up && scripts/testenv env
+
+testenv-down:
+	@scripts/testenv down
+
+# `make bench` runs every benchmark under bench/, `make bench B=name` one.
+bench:
+	@scripts/bootstrap test
+	@scripts/testenv up
+	@eval "$$(scripts/testenv env)" && node bench/run.ts $(B)
