@@ -1,0 +1,120 @@
+/**
+ * The contract both database implementations keep: one schema and migrations, exact NUMERIC and int8,
+ * atomic transactions, row locks that lose no update, and the ledger's constraints enforced by the database.
+ */
+import { eq, sql } from 'drizzle-orm'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { queryRows } from './database.ts'
+import { accounts, assets, journals, ledgerEntries, users } from './schema.ts'
+import { createTestDatabase, type TestDatabase } from './testing.ts'
+
+export function databaseContract(kind: 'postgres' | 'pglite'): void {
+  describe(`database contract: ${kind}`, () => {
+    let handle: TestDatabase
+    beforeAll(async () => {
+      handle = await createTestDatabase(kind)
+      await handle.db.insert(assets).values({ symbol: 'BTC', scale: 8 })
+    })
+    afterAll(async () => handle?.close())
+
+    const newUser = async (name: string) => {
+      const [user] = await handle.db.insert(users).values({ name }).returning()
+      return user!
+    }
+
+    it('applies its migrations once: a second run changes nothing', async () => {
+      await handle.migrate()
+      const rows = await queryRows<{ n: bigint }>(handle.db, sql`select count(*)::int8 as n from assets`)
+      expect(rows[0]!.n).toBe(1n)
+    })
+
+    it('keeps NUMERIC exact and returns int8 as bigint', async () => {
+      const user = await newUser('exact')
+      const value = '123456789012345678.123456789012345678'
+      const [row] = await handle.db
+        .insert(accounts)
+        .values({ userId: user.id, asset: 'BTC', available: value })
+        .returning()
+      expect(row!.available).toBe(value)
+      expect(typeof row!.id).toBe('bigint')
+      const raw = await queryRows<{ available: string; big: bigint }>(
+        handle.db,
+        sql`select available, 9223372036854775807::int8 as big from accounts where id = ${row!.id}`,
+      )
+      expect(raw[0]).toEqual({ available: value, big: 9223372036854775807n })
+    })
+
+    it('rolls a failed transaction back whole', async () => {
+      const user = await newUser('rollback')
+      await expect(
+        handle.db.transaction(async (tx) => {
+          await tx.insert(accounts).values({ userId: user.id, asset: 'BTC', available: '5' })
+          throw new Error('abort')
+        }),
+      ).rejects.toThrow('abort')
+      const rows = await handle.db.select().from(accounts).where(eq(accounts.userId, user.id))
+      expect(rows).toEqual([])
+    })
+
+    it('loses no update when many transactions lock and add to one row', async () => {
+      const user = await newUser('counter')
+      const [account] = await handle.db.insert(accounts).values({ userId: user.id, asset: 'BTC' }).returning()
+      const increments = 40
+      await Promise.all(
+        Array.from({ length: increments }, () =>
+          handle.db.transaction(async (tx) => {
+            const [locked] = await queryRows<{ available: string }>(
+              tx,
+              sql`select available from accounts where id = ${account!.id} for update`,
+            )
+            const next = (BigInt(locked!.available) + 1n).toString()
+            await tx.update(accounts).set({ available: next }).where(eq(accounts.id, account!.id))
+          }),
+        ),
+      )
+      const [final] = await handle.db.select().from(accounts).where(eq(accounts.id, account!.id))
+      expect(final!.available).toBe(String(increments))
+    })
+
+    it('refuses a negative user balance and changes nothing', async () => {
+      const user = await newUser('negative')
+      const [account] = await handle.db
+        .insert(accounts)
+        .values({ userId: user.id, asset: 'BTC', available: '1' })
+        .returning()
+      await expect(
+        handle.db.update(accounts).set({ available: '-0.00000001' }).where(eq(accounts.id, account!.id)),
+      ).rejects.toThrow()
+      const [after] = await handle.db.select().from(accounts).where(eq(accounts.id, account!.id))
+      expect(after!.available).toBe('1')
+    })
+
+    it('keeps the ledger append-only and idempotency keys unique', async () => {
+      const user = await newUser('ledger')
+      const [account] = await handle.db.insert(accounts).values({ userId: user.id, asset: 'BTC' }).returning()
+      const [journal] = await handle.db
+        .insert(journals)
+        .values({ idempotencyKey: 'deposit:tx1:0', reason: 'deposit' })
+        .returning()
+      await handle.db
+        .insert(ledgerEntries)
+        .values({
+          journalId: journal!.id,
+          accountId: account!.id,
+          asset: 'BTC',
+          bucket: 'available',
+          amount: '1',
+        })
+      await expect(
+        handle.db.insert(journals).values({ idempotencyKey: 'deposit:tx1:0', reason: 'deposit' }),
+      ).rejects.toThrow()
+      await expect(handle.db.update(ledgerEntries).set({ amount: '2' })).rejects.toThrow()
+      await expect(handle.db.delete(journals).where(eq(journals.id, journal!.id))).rejects.toThrow()
+      const entries = await handle.db
+        .select()
+        .from(ledgerEntries)
+        .where(eq(ledgerEntries.journalId, journal!.id))
+      expect(entries.map((e) => e.amount)).toEqual(['1'])
+    })
+  })
+}

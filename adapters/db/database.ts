@@ -1,0 +1,79 @@
+/**
+ * The database adapter: drizzle over postgres.js (production) or over PGlite (embedded mode, tests),
+ * with one schema and one set of migrations. Both drivers return int8 as bigint and NUMERIC as an exact
+ * decimal string, so code above never sees a float.
+ */
+import { fileURLToPath } from 'node:url'
+import { PGlite } from '@electric-sql/pglite'
+import type { SQL } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
+import postgres from 'postgres'
+import * as schema from './schema.ts'
+
+export type DatabaseConfig =
+  | { kind: 'postgres'; url: string; maxConnections?: number }
+  /** dataDir: a folder for a persistent database; omitted, it lives in memory. */
+  | { kind: 'pglite'; dataDir?: string }
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>
+/** What a transaction callback receives: the same query surface as Database. */
+export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0]
+export type Executor = Database | Transaction
+
+export interface DatabaseHandle {
+  readonly kind: DatabaseConfig['kind']
+  readonly db: Database
+  /** Applies the migrations not yet applied (the migration Job in Kubernetes, `bourse dev` at start). */
+  migrate(): Promise<void>
+  close(): Promise<void>
+}
+
+const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url))
+const INT8_OID = 20
+
+export async function openDatabase(config: DatabaseConfig): Promise<DatabaseHandle> {
+  return config.kind === 'postgres'
+    ? openPostgres(config.url, config.maxConnections)
+    : openPglite(config.dataDir)
+}
+
+function openPostgres(url: string, maxConnections = 10): DatabaseHandle {
+  const client = postgres(url, {
+    max: maxConnections,
+    onnotice: () => {},
+    types: { bigint: postgres.BigInt },
+  })
+  const db = drizzlePostgres(client, { schema })
+  return {
+    kind: 'postgres',
+    db,
+    migrate: () => migratePostgres(db, { migrationsFolder }),
+    close: () => client.end({ timeout: 5 }),
+  }
+}
+
+async function openPglite(dataDir?: string): Promise<DatabaseHandle> {
+  const client = await PGlite.create(dataDir ?? 'memory://', {
+    parsers: { [INT8_OID]: (text) => BigInt(text) },
+  })
+  const db = drizzlePglite(client, { schema })
+  return {
+    kind: 'pglite',
+    db,
+    migrate: () => migratePglite(db, { migrationsFolder }),
+    close: () => client.close(),
+  }
+}
+
+/** Runs raw SQL and returns its rows, whichever driver is underneath (postgres.js answers an array, PGlite `{rows}`). */
+export async function queryRows<T extends Record<string, unknown>>(
+  executor: Executor,
+  query: SQL,
+): Promise<T[]> {
+  const result: unknown = await executor.execute(query)
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[]
+}

@@ -1,0 +1,233 @@
+/**
+ * The Postgres schema: money and orders. Amounts are NUMERIC (exact); code turns them into bigint
+ * fixed-point through lib/money.ts and never into floats.
+ *
+ * The ledger is double-entry and append-only: a journal groups entries whose amounts sum to zero per
+ * asset, and each entry moves one bucket (available or frozen) of one account. System accounts balance
+ * the books: `custody` is the contra account of the outside world (a deposit moves money from custody
+ * to the user; a completed withdrawal moves it back), so for every asset the sum over all other accounts
+ * equals confirmed deposits minus completed withdrawals. Only custody may be negative.
+ */
+import { sql } from 'drizzle-orm'
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core'
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
+
+export const assets = pgTable(
+  'assets',
+  {
+    symbol: text('symbol').primaryKey(),
+    /** Decimal places the ledger keeps for this asset (e.g. 8 for BTC, 18 for ETH). */
+    scale: integer('scale').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [check('assets_scale_range', sql`${t.scale} between 0 and 30`)],
+)
+
+export const markets = pgTable(
+  'markets',
+  {
+    /** BASEQUOTE, as Binance spells symbols: BTCUSDT. */
+    symbol: text('symbol').primaryKey(),
+    base: text('base')
+      .notNull()
+      .references(() => assets.symbol),
+    quote: text('quote')
+      .notNull()
+      .references(() => assets.symbol),
+    tickSize: numeric('tick_size').notNull(),
+    lotSize: numeric('lot_size').notNull(),
+    minNotional: numeric('min_notional').notNull(),
+    makerFee: numeric('maker_fee').notNull(),
+    takerFee: numeric('taker_fee').notNull(),
+    status: text('status', { enum: ['trading', 'halted'] })
+      .notNull()
+      .default('trading'),
+    /** Fencing epoch: an engine commits only while the epoch it claimed is still the market's. */
+    epoch: bigint('epoch', { mode: 'bigint' }).notNull().default(sql`0`),
+    /** Per-market sequence of outbox events, and the last order and trade ids handed out. */
+    lastSeq: bigint('last_seq', { mode: 'bigint' }).notNull().default(sql`0`),
+    lastOrderId: bigint('last_order_id', { mode: 'bigint' }).notNull().default(sql`0`),
+    lastTradeId: bigint('last_trade_id', { mode: 'bigint' }).notNull().default(sql`0`),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check('markets_base_ne_quote', sql`${t.base} <> ${t.quote}`),
+    check('markets_positive_rules', sql`${t.tickSize} > 0 and ${t.lotSize} > 0 and ${t.minNotional} >= 0`),
+    check('markets_fee_range', sql`${t.makerFee} between -0.01 and 0.1 and ${t.takerFee} between 0 and 0.1`),
+  ],
+)
+
+export const users = pgTable('users', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  name: text('name').notNull().unique(),
+  createdAt: createdAt(),
+})
+
+export const accounts = pgTable(
+  'accounts',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    userId: bigint('user_id', { mode: 'bigint' }).references(() => users.id),
+    /** Set for system accounts: custody, fees, withdrawals_pending. */
+    system: text('system', { enum: ['custody', 'fees', 'withdrawals_pending'] }),
+    asset: text('asset')
+      .notNull()
+      .references(() => assets.symbol),
+    available: numeric('available').notNull().default('0'),
+    frozen: numeric('frozen').notNull().default('0'),
+  },
+  (t) => [
+    unique('accounts_user_asset').on(t.userId, t.asset),
+    unique('accounts_system_asset').on(t.system, t.asset),
+    check('accounts_owner', sql`(${t.userId} is null) <> (${t.system} is null)`),
+    check(
+      'accounts_not_negative',
+      sql`${t.system} is not distinct from 'custody' or (${t.available} >= 0 and ${t.frozen} >= 0)`,
+    ),
+  ],
+)
+
+export const journals = pgTable('journals', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  /** Makes every ledger operation idempotent: the same key never books twice. */
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  reason: text('reason', {
+    enum: [
+      'deposit',
+      'freeze',
+      'unfreeze',
+      'trade',
+      'withdrawal_start',
+      'withdrawal_complete',
+      'withdrawal_fail',
+      'adjustment',
+    ],
+  }).notNull(),
+  refType: text('ref_type'),
+  refId: text('ref_id'),
+  memo: text('memo'),
+  createdAt: createdAt(),
+})
+
+export const ledgerEntries = pgTable(
+  'ledger_entries',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    journalId: bigint('journal_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => journals.id),
+    accountId: bigint('account_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => accounts.id),
+    asset: text('asset').notNull(),
+    bucket: text('bucket', { enum: ['available', 'frozen'] }).notNull(),
+    /** Signed: positive adds to the bucket, negative takes from it. */
+    amount: numeric('amount').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('ledger_entries_account').on(t.accountId, t.id),
+    index('ledger_entries_journal').on(t.journalId),
+    check('ledger_entries_nonzero', sql`${t.amount} <> 0`),
+  ],
+)
+
+export const orders = pgTable(
+  'orders',
+  {
+    market: text('market')
+      .notNull()
+      .references(() => markets.symbol),
+    id: bigint('id', { mode: 'bigint' }).notNull(),
+    userId: bigint('user_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => users.id),
+    clientOrderId: text('client_order_id').notNull(),
+    side: text('side', { enum: ['BUY', 'SELL'] }).notNull(),
+    type: text('type', { enum: ['LIMIT', 'MARKET', 'LIMIT_MAKER'] }).notNull(),
+    timeInForce: text('time_in_force', { enum: ['GTC', 'IOC', 'FOK'] }).notNull(),
+    selfTradePrevention: text('self_trade_prevention', {
+      enum: ['NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'],
+    }).notNull(),
+    price: numeric('price'),
+    quantity: numeric('quantity'),
+    quoteQuantity: numeric('quote_quantity'),
+    executedQuantity: numeric('executed_quantity').notNull().default('0'),
+    cumulativeQuoteQuantity: numeric('cumulative_quote_quantity').notNull().default('0'),
+    /** Funds still frozen for this order (quote for a buy, base for a sell). */
+    frozenRemaining: numeric('frozen_remaining').notNull().default('0'),
+    status: text('status', {
+      enum: ['NEW', 'PARTIALLY_FILLED', 'FILLED', 'CANCELED', 'REJECTED', 'EXPIRED', 'EXPIRED_IN_MATCH'],
+    }).notNull(),
+    /** Time priority within the book: position in the market's sequence when the order rested. */
+    seq: bigint('seq', { mode: 'bigint' }).notNull(),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.market, t.id] }),
+    uniqueIndex('orders_client_order_id').on(t.userId, t.market, t.clientOrderId),
+    index('orders_open').on(t.market, t.seq).where(sql`${t.status} in ('NEW', 'PARTIALLY_FILLED')`),
+    index('orders_user').on(t.userId, t.market, t.id),
+  ],
+)
+
+export const trades = pgTable(
+  'trades',
+  {
+    market: text('market')
+      .notNull()
+      .references(() => markets.symbol),
+    id: bigint('id', { mode: 'bigint' }).notNull(),
+    takerOrderId: bigint('taker_order_id', { mode: 'bigint' }).notNull(),
+    makerOrderId: bigint('maker_order_id', { mode: 'bigint' }).notNull(),
+    buyerUserId: bigint('buyer_user_id', { mode: 'bigint' }).notNull(),
+    sellerUserId: bigint('seller_user_id', { mode: 'bigint' }).notNull(),
+    buyerIsMaker: boolean('buyer_is_maker').notNull(),
+    price: numeric('price').notNull(),
+    quantity: numeric('quantity').notNull(),
+    quoteQuantity: numeric('quote_quantity').notNull(),
+    buyerFee: numeric('buyer_fee').notNull(),
+    sellerFee: numeric('seller_fee').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.market, t.id] }),
+    index('trades_buyer').on(t.buyerUserId, t.market, t.id),
+    index('trades_seller').on(t.sellerUserId, t.market, t.id),
+  ],
+)
+
+/** Events committed with the batch that caused them; the relay publishes them to the bus in seq order. */
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    market: text('market').notNull(),
+    seq: bigint('seq', { mode: 'bigint' }).notNull(),
+    topic: text('topic').notNull(),
+    payload: jsonb('payload').notNull(),
+    createdAt: createdAt(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+  },
+  (t) => [
+    unique('outbox_market_seq').on(t.market, t.seq),
+    index('outbox_unsent').on(t.id).where(sql`${t.sentAt} is null`),
+  ],
+)
