@@ -96,15 +96,13 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
         .insert(journals)
         .values({ idempotencyKey: 'deposit:tx1:0', reason: 'deposit' })
         .returning()
-      await handle.db
-        .insert(ledgerEntries)
-        .values({
-          journalId: journal!.id,
-          accountId: account!.id,
-          asset: 'BTC',
-          bucket: 'available',
-          amount: '1',
-        })
+      await handle.db.insert(ledgerEntries).values({
+        journalId: journal!.id,
+        accountId: account!.id,
+        asset: 'BTC',
+        bucket: 'available',
+        amount: '1',
+      })
       await expect(
         handle.db.insert(journals).values({ idempotencyKey: 'deposit:tx1:0', reason: 'deposit' }),
       ).rejects.toThrow()
