@@ -21,9 +21,7 @@ CREATE TABLE "assets" (
 CREATE TABLE "journals" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"idempotency_key" text NOT NULL,
-	"reason" text NOT NULL,
-	"ref_type" text,
-	"ref_id" text,
+	"kind" text NOT NULL,
 	"memo" text,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "journals_idempotency_key_unique" UNIQUE("idempotency_key")
@@ -36,6 +34,9 @@ CREATE TABLE "ledger_entries" (
 	"asset" text NOT NULL,
 	"bucket" text NOT NULL,
 	"amount" numeric NOT NULL,
+	"reason" text NOT NULL,
+	"ref_type" text NOT NULL,
+	"ref_id" text NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "ledger_entries_nonzero" CHECK ("ledger_entries"."amount" <> 0)
 );
@@ -128,6 +129,7 @@ ALTER TABLE "orders" ADD CONSTRAINT "orders_user_id_users_id_fk" FOREIGN KEY ("u
 ALTER TABLE "trades" ADD CONSTRAINT "trades_market_markets_symbol_fk" FOREIGN KEY ("market") REFERENCES "public"."markets"("symbol") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "ledger_entries_account" ON "ledger_entries" USING btree ("account_id","id");--> statement-breakpoint
 CREATE INDEX "ledger_entries_journal" ON "ledger_entries" USING btree ("journal_id");--> statement-breakpoint
+CREATE INDEX "ledger_entries_ref" ON "ledger_entries" USING btree ("ref_type","ref_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "orders_client_order_id" ON "orders" USING btree ("user_id","market","client_order_id");--> statement-breakpoint
 CREATE INDEX "orders_open" ON "orders" USING btree ("market","seq") WHERE "orders"."status" in ('NEW', 'PARTIALLY_FILLED');--> statement-breakpoint
 CREATE INDEX "orders_user" ON "orders" USING btree ("user_id","market","id");--> statement-breakpoint

@@ -94,7 +94,7 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
       const [account] = await handle.db.insert(accounts).values({ userId: user.id, asset: 'BTC' }).returning()
       const [journal] = await handle.db
         .insert(journals)
-        .values({ idempotencyKey: 'deposit:tx1:0', reason: 'deposit' })
+        .values({ idempotencyKey: 'deposit:tx1:0', kind: 'deposit' })
         .returning()
       await handle.db.insert(ledgerEntries).values({
         journalId: journal!.id,
@@ -102,9 +102,12 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
         asset: 'BTC',
         bucket: 'available',
         amount: '1',
+        reason: 'deposit',
+        refType: 'deposit',
+        refId: 'tx1:0',
       })
       await expect(
-        handle.db.insert(journals).values({ idempotencyKey: 'deposit:tx1:0', reason: 'deposit' }),
+        handle.db.insert(journals).values({ idempotencyKey: 'deposit:tx1:0', kind: 'deposit' }),
       ).rejects.toThrow()
       await expect(handle.db.update(ledgerEntries).set({ amount: '2' })).rejects.toThrow()
       await expect(handle.db.delete(journals).where(eq(journals.id, journal!.id))).rejects.toThrow()

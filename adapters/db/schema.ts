@@ -103,27 +103,29 @@ export const accounts = pgTable(
   ],
 )
 
+/** A journal is one atomic booking: a deposit, an admin adjustment, or a whole engine batch. */
 export const journals = pgTable('journals', {
   id: bigserial('id', { mode: 'bigint' }).primaryKey(),
   /** Makes every ledger operation idempotent: the same key never books twice. */
   idempotencyKey: text('idempotency_key').notNull().unique(),
-  reason: text('reason', {
-    enum: [
-      'deposit',
-      'freeze',
-      'unfreeze',
-      'trade',
-      'withdrawal_start',
-      'withdrawal_complete',
-      'withdrawal_fail',
-      'adjustment',
-    ],
+  kind: text('kind', {
+    enum: ['deposit', 'engine_batch', 'withdrawal', 'adjustment', 'market_release'],
   }).notNull(),
-  refType: text('ref_type'),
-  refId: text('ref_id'),
   memo: text('memo'),
   createdAt: createdAt(),
 })
+
+export const entryReasons = [
+  'deposit',
+  'freeze',
+  'unfreeze',
+  'trade',
+  'fee',
+  'withdrawal_start',
+  'withdrawal_complete',
+  'withdrawal_fail',
+  'adjustment',
+] as const
 
 export const ledgerEntries = pgTable(
   'ledger_entries',
@@ -139,11 +141,16 @@ export const ledgerEntries = pgTable(
     bucket: text('bucket', { enum: ['available', 'frozen'] }).notNull(),
     /** Signed: positive adds to the bucket, negative takes from it. */
     amount: numeric('amount').notNull(),
+    reason: text('reason', { enum: entryReasons }).notNull(),
+    /** What caused it: an order (`BTCUSDT:42`), a trade, a deposit, a withdrawal. */
+    refType: text('ref_type', { enum: ['order', 'trade', 'deposit', 'withdrawal', 'admin'] }).notNull(),
+    refId: text('ref_id').notNull(),
     createdAt: createdAt(),
   },
   (t) => [
     index('ledger_entries_account').on(t.accountId, t.id),
     index('ledger_entries_journal').on(t.journalId),
+    index('ledger_entries_ref').on(t.refType, t.refId),
     check('ledger_entries_nonzero', sql`${t.amount} <> 0`),
   ],
 )
