@@ -8,6 +8,7 @@ CREATE TABLE "accounts" (
 	CONSTRAINT "accounts_user_asset" UNIQUE("user_id","asset"),
 	CONSTRAINT "accounts_system_asset" UNIQUE("system","asset"),
 	CONSTRAINT "accounts_owner" CHECK (("accounts"."user_id" is null) <> ("accounts"."system" is null)),
+	CONSTRAINT "accounts_system_name" CHECK ("accounts"."system" in ('custody', 'withdrawals_pending') or "accounts"."system" like 'fees:%'),
 	CONSTRAINT "accounts_not_negative" CHECK ("accounts"."system" is not distinct from 'custody' or ("accounts"."available" >= 0 and "accounts"."frozen" >= 0))
 );
 --> statement-breakpoint

@@ -26,6 +26,8 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
 
+export type SystemAccount = 'custody' | 'withdrawals_pending' | `fees:${string}`
+
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
 
 export const assets = pgTable(
@@ -84,8 +86,11 @@ export const accounts = pgTable(
   {
     id: bigserial('id', { mode: 'bigint' }).primaryKey(),
     userId: bigint('user_id', { mode: 'bigint' }).references(() => users.id),
-    /** Set for system accounts: custody, fees, withdrawals_pending. */
-    system: text('system', { enum: ['custody', 'fees', 'withdrawals_pending'] }),
+    /**
+     * Set for system accounts: `custody`, `withdrawals_pending`, or `fees:<MARKET>` — fee income is kept per
+     * market so that the engines of different markets never wait on one row.
+     */
+    system: text('system').$type<SystemAccount>(),
     asset: text('asset')
       .notNull()
       .references(() => assets.symbol),
@@ -96,6 +101,10 @@ export const accounts = pgTable(
     unique('accounts_user_asset').on(t.userId, t.asset),
     unique('accounts_system_asset').on(t.system, t.asset),
     check('accounts_owner', sql`(${t.userId} is null) <> (${t.system} is null)`),
+    check(
+      'accounts_system_name',
+      sql`${t.system} in ('custody', 'withdrawals_pending') or ${t.system} like 'fees:%'`,
+    ),
     check(
       'accounts_not_negative',
       sql`${t.system} is not distinct from 'custody' or (${t.available} >= 0 and ${t.frozen} >= 0)`,

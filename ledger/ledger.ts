@@ -1,0 +1,243 @@
+/**
+ * The double-entry ledger. A booking is a set of movements that sums to zero per asset; it is applied
+ * atomically, once per idempotency key, with the accounts it touches locked in ascending id order so that
+ * two bookings sharing accounts (two markets sharing a user's quote asset) can never deadlock.
+ *
+ * Amounts are exact decimal strings; Postgres adds them as NUMERIC, and the sums checked here are bigint.
+ */
+import { sql } from 'drizzle-orm'
+import { type Executor, queryRows } from '../adapters/db/database.ts'
+import type { entryReasons, SystemAccount } from '../adapters/db/schema.ts'
+import { BourseError } from '../lib/errors.ts'
+import { formatDecimal, MAX_SCALE, parseDecimal } from '../lib/money.ts'
+
+export type { SystemAccount }
+export type Owner = { readonly userId: bigint } | { readonly system: SystemAccount }
+export type Bucket = 'available' | 'frozen'
+export type EntryReason = (typeof entryReasons)[number]
+export type RefType = 'order' | 'trade' | 'deposit' | 'withdrawal' | 'admin'
+export type JournalKind = 'deposit' | 'engine_batch' | 'withdrawal' | 'adjustment' | 'market_release'
+
+export interface Movement {
+  readonly owner: Owner
+  readonly asset: string
+  readonly bucket: Bucket
+  /** Signed decimal: positive adds to the bucket, negative takes from it. */
+  readonly amount: string
+  readonly reason: EntryReason
+  readonly refType: RefType
+  readonly refId: string
+}
+
+export interface Booking {
+  readonly key: string
+  readonly kind: JournalKind
+  readonly memo?: string
+  readonly movements: readonly Movement[]
+}
+
+export interface BookingResult {
+  readonly journalId: bigint
+  /** True when the key had been booked before: nothing was changed this time. */
+  readonly duplicate: boolean
+}
+
+export interface Balance {
+  readonly asset: string
+  readonly available: string
+  readonly frozen: string
+}
+
+const ownerKey = (owner: Owner, asset: string) =>
+  'userId' in owner ? `u:${owner.userId}:${asset}` : `s:${owner.system}:${asset}`
+
+/**
+ * Books the movements inside the caller's transaction. Throws `insufficient_funds` (and changes nothing,
+ * provided the caller lets the transaction roll back) when a user or non-custody account would go negative.
+ */
+export async function book(tx: Executor, booking: Booking): Promise<BookingResult> {
+  const amounts = checkBalanced(booking.movements)
+  const accountIds = await resolveAccounts(tx, booking.movements)
+  const balances = await lockAccounts(tx, [...new Set(accountIds.values())])
+  const existing = await queryRows<{ id: bigint }>(
+    tx,
+    sql`select id from journals where idempotency_key = ${booking.key}`,
+  )
+  if (existing[0]) return { journalId: existing[0].id, duplicate: true }
+  const deltas = sumDeltas(booking.movements, amounts, accountIds)
+  refuseOverdraft(deltas, balances)
+  const [journal] = await queryRows<{ id: bigint }>(
+    tx,
+    sql`insert into journals (idempotency_key, kind, memo) values (${booking.key}, ${booking.kind}, ${booking.memo ?? null})
+        returning id`,
+  )
+  await insertEntries(tx, journal!.id, booking.movements, accountIds)
+  await applyDeltas(tx, deltas)
+  return { journalId: journal!.id, duplicate: false }
+}
+
+/** Every amount parsed exactly, and the movements sum to zero per asset: double entry. */
+function checkBalanced(movements: readonly Movement[]): bigint[] {
+  if (movements.length === 0) throw new BourseError('invalid_input', 'a booking needs movements')
+  const totals = new Map<string, bigint>()
+  const amounts = movements.map((m) => {
+    const units = parseDecimal(m.amount, MAX_SCALE, { field: 'amount', allowNegative: true })
+    totals.set(m.asset, (totals.get(m.asset) ?? 0n) + units)
+    return units
+  })
+  for (const [asset, total] of totals) {
+    if (total !== 0n) {
+      throw new BourseError(
+        'internal',
+        `booking does not balance in ${asset}: off by ${formatDecimal(total, MAX_SCALE, { trimZeros: true })}`,
+      )
+    }
+  }
+  return amounts
+}
+
+/** Account ids for every owner and asset, creating the accounts that do not exist yet. */
+async function resolveAccounts(tx: Executor, movements: readonly Movement[]): Promise<Map<string, bigint>> {
+  const wanted = new Map<string, { userId: bigint | null; system: string | null; asset: string }>()
+  for (const m of movements) {
+    const userId = 'userId' in m.owner ? m.owner.userId : null
+    const system = 'system' in m.owner ? m.owner.system : null
+    wanted.set(ownerKey(m.owner, m.asset), { userId, system, asset: m.asset })
+  }
+  const rows = [...wanted.values()]
+  const userIds = rows.map((r) => (r.userId === null ? null : String(r.userId)))
+  const systems = rows.map((r) => r.system)
+  const assets = rows.map((r) => r.asset)
+  await tx.execute(
+    sql`insert into accounts (user_id, system, asset)
+        select * from unnest(${pgArray(userIds)}::int8[], ${pgArray(systems)}::text[], ${pgArray(assets)}::text[])
+        on conflict do nothing`,
+  )
+  const found = await queryRows<{
+    id: bigint
+    user_id: bigint | null
+    system: SystemAccount | null
+    asset: string
+  }>(
+    tx,
+    sql`select a.id, a.user_id, a.system, a.asset from accounts a
+        join unnest(${pgArray(userIds)}::int8[], ${pgArray(systems)}::text[], ${pgArray(assets)}::text[]) as w(user_id, system, asset)
+          on a.asset = w.asset and a.user_id is not distinct from w.user_id and a.system is not distinct from w.system`,
+  )
+  const ids = new Map<string, bigint>()
+  for (const row of found) {
+    const owner: Owner = row.user_id === null ? { system: row.system! } : { userId: row.user_id }
+    ids.set(ownerKey(owner, row.asset), row.id)
+  }
+  return ids
+}
+
+interface LockedAccount {
+  id: bigint
+  system: SystemAccount | null
+  asset: string
+  available: string
+  frozen: string
+}
+
+/** Locks the accounts in ascending id order — the one order every booking uses — and reads their balances. */
+async function lockAccounts(tx: Executor, ids: bigint[]): Promise<Map<bigint, LockedAccount>> {
+  const rows = await queryRows<{
+    id: bigint
+    system: SystemAccount | null
+    asset: string
+    available: string
+    frozen: string
+  }>(
+    tx,
+    sql`select id, system, asset, available::text, frozen::text from accounts
+        where id = any(${pgArray(ids.map(String))}::int8[]) order by id for update`,
+  )
+  return new Map(rows.map((r) => [r.id, r]))
+}
+
+interface Delta {
+  available: bigint
+  frozen: bigint
+}
+
+function sumDeltas(
+  movements: readonly Movement[],
+  amounts: bigint[],
+  ids: Map<string, bigint>,
+): Map<bigint, Delta> {
+  const deltas = new Map<bigint, Delta>()
+  movements.forEach((m, i) => {
+    const id = ids.get(ownerKey(m.owner, m.asset))!
+    const delta = deltas.get(id) ?? { available: 0n, frozen: 0n }
+    delta[m.bucket] += amounts[i]!
+    deltas.set(id, delta)
+  })
+  return deltas
+}
+
+function refuseOverdraft(deltas: Map<bigint, Delta>, balances: Map<bigint, LockedAccount>): void {
+  for (const [id, delta] of deltas) {
+    const account = balances.get(id)!
+    if (account.system === 'custody') continue
+    for (const bucket of ['available', 'frozen'] as const) {
+      const after =
+        parseDecimal(account[bucket], MAX_SCALE, { allowNegative: true, allowZero: true }) + delta[bucket]
+      if (after < 0n) {
+        throw new BourseError('insufficient_funds', `insufficient ${bucket} ${account.asset} balance`, {
+          field: 'amount',
+        })
+      }
+    }
+  }
+}
+
+async function insertEntries(
+  tx: Executor,
+  journalId: bigint,
+  movements: readonly Movement[],
+  ids: Map<string, bigint>,
+): Promise<void> {
+  const column = <T>(pick: (m: Movement) => T) => pgArray(movements.map(pick))
+  await tx.execute(
+    sql`insert into ledger_entries (journal_id, account_id, asset, bucket, amount, reason, ref_type, ref_id)
+        select ${journalId}::int8, * from unnest(
+          ${column((m) => String(ids.get(ownerKey(m.owner, m.asset))))}::int8[], ${column((m) => m.asset)}::text[],
+          ${column((m) => m.bucket)}::text[], ${column((m) => m.amount)}::numeric[], ${column((m) => m.reason)}::text[],
+          ${column((m) => m.refType)}::text[], ${column((m) => m.refId)}::text[])`,
+  )
+}
+
+async function applyDeltas(tx: Executor, deltas: Map<bigint, Delta>): Promise<void> {
+  const ids: string[] = []
+  const available: string[] = []
+  const frozen: string[] = []
+  for (const [id, delta] of deltas) {
+    ids.push(String(id))
+    available.push(formatDecimal(delta.available, MAX_SCALE, { trimZeros: true }))
+    frozen.push(formatDecimal(delta.frozen, MAX_SCALE, { trimZeros: true }))
+  }
+  await tx.execute(
+    sql`update accounts a set available = a.available + d.available, frozen = a.frozen + d.frozen
+        from unnest(${pgArray(ids)}::int8[], ${pgArray(available)}::numeric[], ${pgArray(frozen)}::numeric[])
+          as d(id, available, frozen)
+        where a.id = d.id`,
+  )
+}
+
+/**
+ * A Postgres array literal for one bound parameter: both drivers pass it as text and the cast in the query
+ * types it, so a whole batch travels in a few parameters whatever its size.
+ */
+export function pgArray(values: readonly (string | null)[]): string {
+  return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`)).join(',')}}`
+}
+
+/** A user's balances, one row per asset they hold an account in. */
+export async function balancesOf(db: Executor, userId: bigint): Promise<Balance[]> {
+  return queryRows<{ asset: string; available: string; frozen: string }>(
+    db,
+    sql`select asset, trim_scale(available)::text as available, trim_scale(frozen)::text as frozen
+        from accounts where user_id = ${userId} order by asset`,
+  )
+}
