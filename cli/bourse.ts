@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/**
+ * One image, one CLI: `bourse <component> [options]`. Each component lives in services/<name>/ (the
+ * operator in operator/) and exports `main(args)`; only components that exist are listed here.
+ */
+const components: Record<
+  string,
+  { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }
+> = {
+  dev: {
+    summary: 'the whole exchange in one process on embedded stores',
+    load: () => import('../services/dev/dev.ts'),
+  },
+  migrate: {
+    summary: 'apply the database migrations (the migration Job)',
+    load: () => import('../services/migrate/migrate.ts'),
+  },
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(components).map((name) => name.length))
+  const lines = Object.entries(components).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  return ['usage: bourse <component> [options]', '', 'components:', ...lines].join('\n')
+}
+
+const [name, ...args] = process.argv.slice(2)
+const component = name === undefined ? undefined : components[name]
+if (component === undefined) {
+  console.error(
+    name === undefined || name === 'help' || name === '--help'
+      ? usage()
+      : `bourse: unknown component '${name}'\n\n${usage()}`,
+  )
+  process.exit(name === undefined || name === 'help' || name === '--help' ? 0 : 2)
+}
+await (await component.load()).main(args)
