@@ -182,6 +182,19 @@ describe('OrderBook market orders', () => {
     expect(book.order(book.snapshot().asks[0]!.orderId)?.remainingQuantity).toBe(3)
   })
 
+  it('reports a quote order that spends exactly the last liquidity as FILLED', () => {
+    const book = new OrderBook(config)
+    book.placeLimit(limit('SELL', 100, 3, { userId: 'm' }))
+    const events = book.placeMarket({
+      type: 'market',
+      orderId: 'q',
+      userId: 't',
+      side: 'BUY',
+      quoteAmount: 300,
+    })
+    expect(updates(events).at(-1)).toMatchObject({ status: 'FILLED', executedQuantity: 3, reason: null })
+  })
+
   it('sells by quote amount and expires when the book runs out', () => {
     const book = new OrderBook(config)
     book.placeLimit(limit('BUY', 100, 1, { userId: 'm' }))

@@ -91,8 +91,13 @@ class Taker {
     return this.side === 'BUY' ? price <= this.limit : price >= this.limit
   }
 
+  /** Nothing left to buy or sell, or nothing left to spend. */
+  get filled(): boolean {
+    return this.remaining === 0 || this.quoteLeft === 0
+  }
+
   get done(): boolean {
-    return this.remaining === 0 || this.endReason !== null
+    return this.filled || this.endReason !== null
   }
 }
 
@@ -395,7 +400,7 @@ export class OrderBook {
   private finishTaker(taker: Taker, events: BookEvent[]): BookEvent[] {
     if (taker.endReason === 'SELF_TRADE_PREVENTION')
       return this.pushTakerUpdate(taker, 'EXPIRED_IN_MATCH', 0, events)
-    if (taker.remaining === 0) return this.pushTakerUpdate(taker, 'FILLED', 0, events)
+    if (taker.filled) return this.pushTakerUpdate(taker, 'FILLED', 0, events)
     if (taker.endReason === 'QUOTE_AMOUNT_BELOW_ONE_LOT' && taker.executedQuantity > 0) {
       taker.endReason = null
       return this.pushTakerUpdate(taker, 'FILLED', 0, events)
