@@ -59,7 +59,10 @@ export interface LimitOrderCommand {
   stpMode?: StpMode
 }
 
-/** Exactly one of `quantity` (lots of base) and `quoteAmount` (tick×lot units of quote). Always IOC. */
+/**
+ * Exactly one of `quantity` (lots of base) and `quoteAmount` (tick×lot units of quote). Always IOC.
+ * By quote amount, matching stops at the first maker price where the quote left cannot buy one lot.
+ */
 export interface MarketOrderCommand {
   type: 'market'
   orderId: string
