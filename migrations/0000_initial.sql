@@ -78,7 +78,6 @@ CREATE TABLE "orders" (
 	"cumulative_quote_quantity" numeric DEFAULT '0' NOT NULL,
 	"frozen_remaining" numeric DEFAULT '0' NOT NULL,
 	"status" text NOT NULL,
-	"seq" bigint NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "orders_market_id_pk" PRIMARY KEY("market","id")
@@ -132,7 +131,7 @@ CREATE INDEX "ledger_entries_account" ON "ledger_entries" USING btree ("account_
 CREATE INDEX "ledger_entries_journal" ON "ledger_entries" USING btree ("journal_id");--> statement-breakpoint
 CREATE INDEX "ledger_entries_ref" ON "ledger_entries" USING btree ("ref_type","ref_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "orders_client_order_id" ON "orders" USING btree ("user_id","market","client_order_id");--> statement-breakpoint
-CREATE INDEX "orders_open" ON "orders" USING btree ("market","seq") WHERE "orders"."status" in ('NEW', 'PARTIALLY_FILLED');--> statement-breakpoint
+CREATE INDEX "orders_open" ON "orders" USING btree ("market","id") WHERE "orders"."status" in ('NEW', 'PARTIALLY_FILLED');--> statement-breakpoint
 CREATE INDEX "orders_user" ON "orders" USING btree ("user_id","market","id");--> statement-breakpoint
 CREATE INDEX "outbox_unsent" ON "outbox" USING btree ("id") WHERE "outbox"."sent_at" is null;--> statement-breakpoint
 CREATE INDEX "trades_buyer" ON "trades" USING btree ("buyer_user_id","market","id");--> statement-breakpoint

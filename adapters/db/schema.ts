@@ -191,15 +191,14 @@ export const orders = pgTable(
     status: text('status', {
       enum: ['NEW', 'PARTIALLY_FILLED', 'FILLED', 'CANCELED', 'REJECTED', 'EXPIRED', 'EXPIRED_IN_MATCH'],
     }).notNull(),
-    /** Time priority within the book: position in the market's sequence when the order rested. */
-    seq: bigint('seq', { mode: 'bigint' }).notNull(),
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     primaryKey({ columns: [t.market, t.id] }),
     uniqueIndex('orders_client_order_id').on(t.userId, t.market, t.clientOrderId),
-    index('orders_open').on(t.market, t.seq).where(sql`${t.status} in ('NEW', 'PARTIALLY_FILLED')`),
+    /** Ids are handed out in arrival order, so they are also the book's time priority on rebuild. */
+    index('orders_open').on(t.market, t.id).where(sql`${t.status} in ('NEW', 'PARTIALLY_FILLED')`),
     index('orders_user').on(t.userId, t.market, t.id),
   ],
 )

@@ -5,7 +5,7 @@ import { assets, markets } from '../../adapters/db/schema.ts'
 export const demoAssets = [
   { symbol: 'BTC', scale: 8 },
   { symbol: 'ETH', scale: 8 },
-  { symbol: 'USDT', scale: 6 },
+  { symbol: 'USDT', scale: 8 },
 ]
 
 export const demoMarkets = [
