@@ -441,6 +441,23 @@ describe('OrderBook batches and restore', () => {
     )
   })
 
+  it('rolls back to a savepoint: only what came after it is undone', () => {
+    const book = busyBook()
+    book.beginBatch()
+    book.cancel({ type: 'cancel', orderId: 'b0', userId: 'u0' })
+    const kept = book.snapshot()
+    const savepoint = book.savepoint()
+    book.placeMarket({ type: 'market', orderId: 'm', userId: 'x', side: 'BUY', quantity: 5 })
+    book.placeLimit(limit('SELL', 99, 2, { orderId: 'late', userId: 'y' }))
+    expect(book.snapshot()).not.toEqual(kept)
+    book.rollbackTo(savepoint)
+    expect(book.snapshot()).toEqual(kept)
+    book.commitBatch()
+    expect(book.order('b0')).toBeUndefined()
+    expect(book.order('s0')).toMatchObject({ remainingQuantity: 3 })
+    expect(() => book.savepoint()).toThrow(/No batch/)
+  })
+
   it('keeps a committed batch and refuses nested or missing batches', () => {
     const book = busyBook()
     book.beginBatch()

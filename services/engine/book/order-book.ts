@@ -51,6 +51,11 @@ const wouldTake: Rejection = {
   field: 'price',
 }
 
+export interface Savepoint {
+  readonly journalLength: number
+  readonly nextSeq: number
+}
+
 /** The incoming order while it matches. Market orders have an unbounded limit price. */
 class Taker {
   readonly id: string
@@ -230,6 +235,20 @@ export class OrderBook {
     const journal = this.closeBatch()
     for (let i = journal.length - 1; i >= 0; i--) this.undo(journal[i]!)
     this.nextSeq = this.batchStartSeq
+  }
+
+  /** A point inside the open batch that rollbackTo() can return to, undoing only what came after it. */
+  savepoint(): Savepoint {
+    const journal = this.openJournal()
+    return { journalLength: journal.length, nextSeq: this.nextSeq }
+  }
+
+  /** Undoes the changes made since the savepoint (the durable layer refuses one order that lacks funds). */
+  rollbackTo(savepoint: Savepoint): void {
+    const journal = this.openJournal()
+    for (let i = journal.length - 1; i >= savepoint.journalLength; i--) this.undo(journal[i]!)
+    journal.length = savepoint.journalLength
+    this.nextSeq = savepoint.nextSeq
   }
 
   get inBatch(): boolean {
@@ -490,9 +509,13 @@ export class OrderBook {
     return events
   }
 
+  private openJournal(): UndoEntry[] {
+    if (this.journal === null) throw new BourseError('conflict', 'No batch is open')
+    return this.journal
+  }
+
   private closeBatch(): UndoEntry[] {
-    const journal = this.journal
-    if (journal === null) throw new BourseError('conflict', 'No batch is open')
+    const journal = this.openJournal()
     this.journal = null
     return journal
   }
