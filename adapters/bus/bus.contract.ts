@@ -8,6 +8,11 @@ import { uniqueName } from '../testing/servers.ts'
 import { sleep, waitUntil } from '../testing/wait.ts'
 import type { Bus, BusMessage, SubscribeOptions } from './bus.ts'
 
+/** Every topic of this run starts with it, so that the NSQ suite can delete them afterwards. */
+export const runTopicPrefix = uniqueName('bus-test-')
+let lastTopic = 0
+export const newTopic = () => `${runTopicPrefix}-${++lastTopic}`
+
 const quick: SubscribeOptions = { maxInFlight: 10, requeueDelayMs: 0 }
 // nsqd picks up a new channel's deferred messages on its next queue-scan refresh, up to 5 s later.
 const redeliveryTimeoutMs = 20_000
@@ -40,7 +45,7 @@ export function busContract(connect: () => Bus): void {
   describe('delivery', () => {
     test('every channel of a topic gets every message, encoded as given', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       const audit = await recorder(bus, topic, 'audit')
       const candles = await recorder(bus, topic, 'candles')
       await bus.publish(topic, 'plain text')
@@ -55,7 +60,7 @@ export function busContract(connect: () => Bus): void {
 
     test('the handler sees the message id, attempts, timestamp and JSON body', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       const seen: BusMessage[] = []
       await bus.subscribe(topic, 'c', async (message) => void seen.push(message), quick)
       const before = Date.now()
@@ -71,7 +76,7 @@ export function busContract(connect: () => Bus): void {
 
     test('consumers on one channel share its messages, each handled once', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       const slowly = { maxInFlight: 1, requeueDelayMs: 0 }
       const consumers = [[], []].map((texts: string[]) => ({ texts }))
       for (const consumer of consumers) {
@@ -96,10 +101,10 @@ export function busContract(connect: () => Bus): void {
 
     test('messages published before anyone subscribes wait for the channel', async () => {
       const bus = newBus()
-      const declared = uniqueName('t')
+      const declared = newTopic()
       await bus.declare(declared, 'later')
       await bus.publishMany(declared, ['a', 'b', 'c'])
-      const fresh = uniqueName('t')
+      const fresh = newTopic()
       await bus.publishMany(fresh, ['x', 'y'])
 
       const fromDeclared = await recorder(bus, declared, 'later')
@@ -128,7 +133,7 @@ export function busContract(connect: () => Bus): void {
   describe('failure and redelivery', () => {
     test('a rejected message comes back after the requeue delay with one more attempt', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       const requeueDelayMs = 300
       const attempts: { attempts: number; at: number }[] = []
       await bus.subscribe(
@@ -149,7 +154,7 @@ export function busContract(connect: () => Bus): void {
 
     test('a handler can requeue explicitly with its own delay', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       const attempts: { attempts: number; at: number }[] = []
       await bus.subscribe(
         topic,
@@ -170,7 +175,7 @@ export function busContract(connect: () => Bus): void {
 
     test('after maxAttempts failures a message is discarded and reported', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       const attempts: number[] = []
       const discarded: { attempts: number; error: unknown }[] = []
       await bus.subscribe(
@@ -196,7 +201,7 @@ export function busContract(connect: () => Bus): void {
 
     test('never more than maxInFlight handlers run at once', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       let running = 0
       let mostRunning = 0
       let handled = 0
@@ -224,7 +229,7 @@ export function busContract(connect: () => Bus): void {
   describe('closing', () => {
     test('closing a subscription waits for its running handlers, and what they finished stays finished', async () => {
       const bus = newBus()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       let started = false
       let finished = false
       const subscription = await bus.subscribe(
@@ -251,7 +256,7 @@ export function busContract(connect: () => Bus): void {
 
     test('closing the bus drains every subscription', async () => {
       const bus = connect()
-      const topic = uniqueName('t')
+      const topic = newTopic()
       let started = 0
       let finished = 0
       for (const channel of ['a', 'b']) {

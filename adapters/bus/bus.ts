@@ -30,7 +30,7 @@ export interface SubscribeOptions {
   /** Never more than this many unfinished messages at once for this subscription. */
   maxInFlight: number
   requeueDelayMs: number
-  /** A message whose handler fails on this attempt is dropped and passed to `onDiscard`. */
+  /** A message whose handler fails on this attempt is dropped and passed to `onDiscard` (which must not throw). */
   maxAttempts?: number
   onDiscard?: (message: BusMessage, error: unknown) => void
 }

@@ -1,8 +1,8 @@
-import { describe, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import { BourseError } from '../../lib/errors.ts'
-import { nsqdHttpUrl, nsqdTcpAddress, nsqlookupdHttpUrl, testServer, uniqueName } from '../testing/servers.ts'
+import { nsqdHttpUrl, nsqdTcpAddress, nsqlookupdHttpUrl, testServer } from '../testing/servers.ts'
 import { sleep, waitUntil } from '../testing/wait.ts'
-import { busContract } from './bus.contract.ts'
+import { busContract, newTopic, runTopicPrefix } from './bus.contract.ts'
 import { createBus } from './index.ts'
 
 const connect = () =>
@@ -15,12 +15,14 @@ const connect = () =>
 
 describe('NSQ bus', () => {
   busContract(connect)
+  // nsqd keeps topics on disk: leave no test topics behind on the shared server.
+  afterAll(() => deleteTopics(runTopicPrefix))
 
   test('messages survive an nsqd restart, and the publisher and readers reconnect', {
     timeout: 60_000,
   }, async () => {
     const bus = connect()
-    const topic = uniqueName('t')
+    const topic = newTopic()
     const live: string[] = []
     try {
       await bus.declare(topic, 'stored')
@@ -63,5 +65,16 @@ async function publishRetrying(publish: () => Promise<void>): Promise<void> {
       if (!(error instanceof BourseError && error.retryable) || attempt === 100) throw error
       await sleep(100)
     }
+  }
+}
+
+async function deleteTopics(prefix: string): Promise<void> {
+  const stats = (await (await fetch(`${nsqdHttpUrl()}/stats?format=json`)).json()) as {
+    topics: { topic_name: string }[]
+  }
+  for (const { topic_name: topic } of stats.topics.filter(({ topic_name }) =>
+    topic_name.startsWith(prefix),
+  )) {
+    await fetch(`${nsqdHttpUrl()}/topic/delete?${new URLSearchParams({ topic })}`, { method: 'POST' })
   }
 }
