@@ -1,0 +1,74 @@
+/**
+ * The events an engine commits to the outbox with each batch and the relay publishes on the bus, one topic
+ * each. Every event carries its market and the market's sequence number (`seq`, 1, 2, 3, … without gaps),
+ * so consumers drop duplicates and notice gaps. Amounts are decimal strings; times are epoch milliseconds.
+ */
+import type { OrderStatus, Side, StpMode, TimeInForce } from './book/types.ts'
+
+export type OrderType = 'LIMIT' | 'MARKET' | 'LIMIT_MAKER'
+
+interface Sequenced {
+  market: string
+  seq: string
+}
+
+export interface TradeEvent extends Sequenced {
+  topic: 'trades'
+  tradeId: string
+  price: string
+  quantity: string
+  quoteQuantity: string
+  buyerOrderId: string
+  sellerOrderId: string
+  buyerUserId: string
+  sellerUserId: string
+  /** True when the buyer's order was resting in the book (the seller took). */
+  buyerIsMaker: boolean
+  time: number
+}
+
+/** An order as clients see it, Binance's field names where they have one. */
+export interface OrderView {
+  symbol: string
+  orderId: string
+  clientOrderId: string
+  userId: string
+  side: Side
+  type: OrderType
+  timeInForce: TimeInForce
+  selfTradePreventionMode: StpMode
+  /** '0' for market orders, as Binance sends it. */
+  price: string
+  origQty: string
+  origQuoteOrderQty: string
+  executedQty: string
+  cummulativeQuoteQty: string
+  status: OrderStatus
+  time: number
+  updateTime: number
+}
+
+export interface OrderEvent extends Sequenced {
+  topic: 'orders'
+  order: OrderView
+  /** Present when this update was caused by a trade. */
+  tradeId: string | null
+}
+
+export interface BalanceEvent extends Sequenced {
+  topic: 'balances'
+  userId: string
+  asset: string
+  available: string
+  frozen: string
+  time: number
+}
+
+export interface MarketStatusEvent extends Sequenced {
+  topic: 'market'
+  status: 'trading' | 'halted'
+  time: number
+}
+
+export type EngineEvent = TradeEvent | OrderEvent | BalanceEvent | MarketStatusEvent
+export type EngineEventTopic = EngineEvent['topic']
