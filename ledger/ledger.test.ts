@@ -55,7 +55,8 @@ for (const kind of ['postgres', 'pglite'] as const) {
         depositRef: `0xabc:${alice}`,
       })
       expect(first.duplicate).toBe(false)
-      expect(again).toEqual({ journalId: first.journalId, duplicate: true })
+      expect(again).toEqual({ journalId: first.journalId, duplicate: true, userBalances: [] })
+      expect(first.userBalances).toEqual([{ userId: alice, asset: 'BTC', available: '1.5', frozen: '0' }])
       expect(await balances(alice)).toEqual({ BTC: ['1.5', '0'] })
       expect(await findImbalances(handle.db)).toEqual([])
     })

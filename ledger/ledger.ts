@@ -40,6 +40,12 @@ export interface BookingResult {
   readonly journalId: bigint
   /** True when the key had been booked before: nothing was changed this time. */
   readonly duplicate: boolean
+  /** The users' balances the booking changed, as they are after it (empty for a duplicate). */
+  readonly userBalances: readonly UserBalance[]
+}
+
+export interface UserBalance extends Balance {
+  readonly userId: bigint
 }
 
 export interface Balance {
@@ -63,9 +69,9 @@ export async function book(tx: Executor, booking: Booking): Promise<BookingResul
     tx,
     sql`select id from journals where idempotency_key = ${booking.key}`,
   )
-  if (existing[0]) return { journalId: existing[0].id, duplicate: true }
+  if (existing[0]) return { journalId: existing[0].id, duplicate: true, userBalances: [] }
   const deltas = sumDeltas(booking.movements, amounts, accountIds)
-  refuseOverdraft(deltas, balances)
+  const after = balancesAfter(deltas, balances)
   const [journal] = await queryRows<{ id: bigint }>(
     tx,
     sql`insert into journals (idempotency_key, kind, memo) values (${booking.key}, ${booking.kind}, ${booking.memo ?? null})
@@ -73,7 +79,7 @@ export async function book(tx: Executor, booking: Booking): Promise<BookingResul
   )
   await insertEntries(tx, journal!.id, booking.movements, accountIds)
   await applyDeltas(tx, deltas)
-  return { journalId: journal!.id, duplicate: false }
+  return { journalId: journal!.id, duplicate: false, userBalances: after }
 }
 
 /** Every amount parsed exactly, and the movements sum to zero per asset: double entry. */
@@ -134,6 +140,7 @@ async function resolveAccounts(tx: Executor, movements: readonly Movement[]): Pr
 
 interface LockedAccount {
   id: bigint
+  user_id: bigint | null
   system: SystemAccount | null
   asset: string
   available: string
@@ -142,15 +149,9 @@ interface LockedAccount {
 
 /** Locks the accounts in ascending id order — the one order every booking uses — and reads their balances. */
 async function lockAccounts(tx: Executor, ids: bigint[]): Promise<Map<bigint, LockedAccount>> {
-  const rows = await queryRows<{
-    id: bigint
-    system: SystemAccount | null
-    asset: string
-    available: string
-    frozen: string
-  }>(
+  const rows = await queryRows<LockedAccount>(
     tx,
-    sql`select id, system, asset, available::text, frozen::text from accounts
+    sql`select id, user_id, system, asset, available::text, frozen::text from accounts
         where id = any(${pgArray(ids.map(String))}::int8[]) order by id for update`,
   )
   return new Map(rows.map((r) => [r.id, r]))
@@ -176,21 +177,40 @@ function sumDeltas(
   return deltas
 }
 
-function refuseOverdraft(deltas: Map<bigint, Delta>, balances: Map<bigint, LockedAccount>): void {
+/** The touched users' balances after the deltas; refuses the booking if any but custody would go negative. */
+function balancesAfter(deltas: Map<bigint, Delta>, balances: Map<bigint, LockedAccount>): UserBalance[] {
+  const users: UserBalance[] = []
   for (const [id, delta] of deltas) {
     const account = balances.get(id)!
-    if (account.system === 'custody') continue
-    for (const bucket of ['available', 'frozen'] as const) {
-      const after =
-        parseDecimal(account[bucket], MAX_SCALE, { allowNegative: true, allowZero: true }) + delta[bucket]
-      if (after < 0n) {
-        throw new BourseError('insufficient_funds', `insufficient ${bucket} ${account.asset} balance`, {
-          field: 'amount',
-        })
+    const after = (bucket: Bucket) =>
+      parseDecimal(account[bucket], MAX_SCALE, { allowNegative: true, allowZero: true }) + delta[bucket]
+    const available = after('available')
+    const frozen = after('frozen')
+    if (account.system !== 'custody') {
+      for (const [bucket, value] of [
+        ['available', available],
+        ['frozen', frozen],
+      ] as const) {
+        if (value < 0n) {
+          throw new BourseError('insufficient_funds', `insufficient ${bucket} ${account.asset} balance`, {
+            field: 'amount',
+          })
+        }
       }
     }
+    if (account.user_id !== null) {
+      users.push({
+        userId: account.user_id,
+        asset: account.asset,
+        available: trimmed(available),
+        frozen: trimmed(frozen),
+      })
+    }
   }
+  return users
 }
+
+const trimmed = (units: bigint) => formatDecimal(units, MAX_SCALE, { trimZeros: true })
 
 async function insertEntries(
   tx: Executor,
@@ -214,8 +234,8 @@ async function applyDeltas(tx: Executor, deltas: Map<bigint, Delta>): Promise<vo
   const frozen: string[] = []
   for (const [id, delta] of deltas) {
     ids.push(String(id))
-    available.push(formatDecimal(delta.available, MAX_SCALE, { trimZeros: true }))
-    frozen.push(formatDecimal(delta.frozen, MAX_SCALE, { trimZeros: true }))
+    available.push(trimmed(delta.available))
+    frozen.push(trimmed(delta.frozen))
   }
   await tx.execute(
     sql`update accounts a set available = a.available + d.available, frozen = a.frozen + d.frozen

@@ -130,7 +130,7 @@ ALTER TABLE "trades" ADD CONSTRAINT "trades_market_markets_symbol_fk" FOREIGN KE
 CREATE INDEX "ledger_entries_account" ON "ledger_entries" USING btree ("account_id","id");--> statement-breakpoint
 CREATE INDEX "ledger_entries_journal" ON "ledger_entries" USING btree ("journal_id");--> statement-breakpoint
 CREATE INDEX "ledger_entries_ref" ON "ledger_entries" USING btree ("ref_type","ref_id");--> statement-breakpoint
-CREATE UNIQUE INDEX "orders_client_order_id" ON "orders" USING btree ("user_id","market","client_order_id");--> statement-breakpoint
+CREATE UNIQUE INDEX "orders_open_client_order_id" ON "orders" USING btree ("user_id","market","client_order_id") WHERE "orders"."status" in ('NEW', 'PARTIALLY_FILLED');--> statement-breakpoint
 CREATE INDEX "orders_open" ON "orders" USING btree ("market","id") WHERE "orders"."status" in ('NEW', 'PARTIALLY_FILLED');--> statement-breakpoint
 CREATE INDEX "orders_user" ON "orders" USING btree ("user_id","market","id");--> statement-breakpoint
 CREATE INDEX "outbox_unsent" ON "outbox" USING btree ("id") WHERE "outbox"."sent_at" is null;--> statement-breakpoint

@@ -89,23 +89,32 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
       expect(after!.available).toBe('1')
     })
 
-    it('keeps the ledger append-only and idempotency keys unique', async () => {
+    it('keeps the ledger balanced, append-only, and its idempotency keys unique', async () => {
       const user = await newUser('ledger')
       const [account] = await handle.db.insert(accounts).values({ userId: user.id, asset: 'BTC' }).returning()
       const [journal] = await handle.db
         .insert(journals)
         .values({ idempotencyKey: 'deposit:tx1:0', kind: 'deposit' })
         .returning()
-      await handle.db.insert(ledgerEntries).values({
+      const [custody] = await handle.db
+        .insert(accounts)
+        .values({ system: 'custody', asset: 'BTC' })
+        .returning()
+      const entry = {
         journalId: journal!.id,
-        accountId: account!.id,
         asset: 'BTC',
         bucket: 'available',
-        amount: '1',
         reason: 'deposit',
         refType: 'deposit',
         refId: 'tx1:0',
-      })
+      } as const
+      await handle.db.insert(ledgerEntries).values([
+        { ...entry, accountId: account!.id, amount: '1' },
+        { ...entry, accountId: custody!.id, amount: '-1' },
+      ])
+      await expect(
+        handle.db.insert(ledgerEntries).values({ ...entry, accountId: account!.id, amount: '2' }),
+      ).rejects.toThrow()
       await expect(
         handle.db.insert(journals).values({ idempotencyKey: 'deposit:tx1:0', kind: 'deposit' }),
       ).rejects.toThrow()
@@ -115,7 +124,7 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
         .select()
         .from(ledgerEntries)
         .where(eq(ledgerEntries.journalId, journal!.id))
-      expect(entries.map((e) => e.amount)).toEqual(['1'])
+      expect(entries.map((e) => e.amount).sort()).toEqual(['-1', '1'])
     })
   })
 }

@@ -196,7 +196,10 @@ export const orders = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.market, t.id] }),
-    uniqueIndex('orders_client_order_id').on(t.userId, t.market, t.clientOrderId),
+    /** Like Binance, a client order id is unique among a user's open orders and may be reused once closed. */
+    uniqueIndex('orders_open_client_order_id')
+      .on(t.userId, t.market, t.clientOrderId)
+      .where(sql`${t.status} in ('NEW', 'PARTIALLY_FILLED')`),
     /** Ids are handed out in arrival order, so they are also the book's time priority on rebuild. */
     index('orders_open').on(t.market, t.id).where(sql`${t.status} in ('NEW', 'PARTIALLY_FILLED')`),
     index('orders_user').on(t.userId, t.market, t.id),
