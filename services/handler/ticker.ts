@@ -1,0 +1,171 @@
+/**
+ * The 24h rolling ticker of a symbol, Binance's ticker/24hr fields, computed from 1m k-lines: the window is
+ * the 1440 minute buckets ending with the minute of the newest trade seen, so it rolls forward one minute at
+ * a time (Binance's own rolling statistics are minute-granular too). Sums are kept incrementally as trades
+ * come in and minutes leave the window; high, low, open and close are recomputed from the window's k-lines
+ * only after a minute has left it.
+ */
+import { div, formatDecimal } from '../../lib/money.ts'
+import { bucketStart } from './intervals.ts'
+import { type Kline, mergeKlines, SCALE, type Trade } from './klines.ts'
+
+export const WINDOW_MINUTES = 1440
+const MINUTE = 60_000
+const WINDOW_MS = WINDOW_MINUTES * MINUTE
+
+export interface Ticker24h {
+  symbol: string
+  priceChange: string
+  priceChangePercent: string
+  weightedAvgPrice: string
+  lastPrice: string
+  lastQty: string
+  openPrice: string
+  highPrice: string
+  lowPrice: string
+  volume: string
+  quoteVolume: string
+  /** Start of the window's first minute. */
+  openTime: number
+  /** End of the window's last minute (the minute of the newest trade): openTime + 24h − 1 ms. */
+  closeTime: number
+  firstId: number
+  lastId: number
+  count: number
+}
+
+const fmt = (units: bigint) => formatDecimal(units, SCALE, { trimZeros: true })
+
+/** The ticker of the 1m k-lines of the window ending with minute `endMinute`; undefined when none is in it. */
+export function tickerFromKlines(
+  symbol: string,
+  minuteKlines: Iterable<Kline>,
+  endMinute: number,
+): Ticker24h | undefined {
+  const windowStart = endMinute - WINDOW_MS + MINUTE
+  let total: Kline | undefined
+  for (const k of minuteKlines) {
+    if (k.openTime < windowStart || k.openTime > endMinute) continue
+    total = total === undefined ? { ...k } : mergeKlines(total, k)
+  }
+  return total === undefined ? undefined : render(symbol, total, windowStart)
+}
+
+function render(symbol: string, total: Kline, windowStart: number): Ticker24h {
+  const change = total.close - total.open
+  return {
+    symbol,
+    priceChange: fmt(change),
+    priceChangePercent: formatDecimal(div(change * 100n, SCALE, total.open, SCALE, 3, 'half-up'), 3),
+    weightedAvgPrice:
+      total.volume === 0n ? '0' : fmt(div(total.quoteVolume, SCALE, total.volume, SCALE, SCALE, 'half-up')),
+    lastPrice: fmt(total.close),
+    lastQty: fmt(total.closeQty),
+    openPrice: fmt(total.open),
+    highPrice: fmt(total.high),
+    lowPrice: fmt(total.low),
+    volume: fmt(total.volume),
+    quoteVolume: fmt(total.quoteVolume),
+    openTime: windowStart,
+    closeTime: windowStart + WINDOW_MS - 1,
+    firstId: Number(total.firstId),
+    lastId: Number(total.lastId),
+    count: total.count,
+  }
+}
+
+/**
+ * The rolling ticker of one symbol over the 1m k-lines it is given. The caller applies each new trade to its
+ * 1m k-line first (dropping duplicates), then calls `add` with both; the ticker keeps a reference to the k-line.
+ */
+export class RollingTicker {
+  readonly symbol: string
+  readonly #minutes = new Map<number, Kline>()
+  #endMinute = Number.NEGATIVE_INFINITY
+  /** The totals of the window, as one k-line; undefined when the window is empty. */
+  #total: Kline | undefined
+  /** Extremes must be recomputed from the minutes (a minute left the window). */
+  #stale = false
+
+  constructor(symbol: string, minuteKlines: Iterable<Kline> = []) {
+    this.symbol = symbol
+    for (const k of minuteKlines) {
+      this.#minutes.set(k.openTime, k)
+      if (k.openTime > this.#endMinute) this.#endMinute = k.openTime
+    }
+    this.#evict()
+    this.#stale = true
+  }
+
+  get endMinute(): number {
+    return this.#endMinute
+  }
+
+  /** True when a trade at `timeMs` is older than the window and so no longer counts. */
+  tooOld(timeMs: number): boolean {
+    return bucketStart('1m', timeMs) <= this.#endMinute - WINDOW_MS
+  }
+
+  /** The window's 1m k-lines, oldest first. */
+  minutes(): Kline[] {
+    return [...this.#minutes.values()].sort((a, b) => a.openTime - b.openTime)
+  }
+
+  /**
+   * Counts `trade`, already applied to `minuteKline` (its 1m k-line). Returns false when the trade is older
+   * than the window. A trade in a newer minute moves the window forward.
+   */
+  add(trade: Trade, minuteKline: Kline): boolean {
+    const minute = minuteKline.openTime
+    if (minute <= this.#endMinute - WINDOW_MS) return false
+    this.#minutes.set(minute, minuteKline)
+    if (minute > this.#endMinute) {
+      this.#endMinute = minute
+      this.#evict()
+    }
+    if (this.#stale) return true
+    const t = this.#total
+    if (t === undefined) {
+      this.#total = { ...minuteKline }
+      return true
+    }
+    if (trade.price > t.high) t.high = trade.price
+    if (trade.price < t.low) t.low = trade.price
+    if (trade.id < t.firstId) {
+      t.firstId = trade.id
+      t.open = trade.price
+    }
+    if (trade.id > t.lastId) {
+      t.lastId = trade.id
+      t.close = trade.price
+      t.closeQty = trade.qty
+    }
+    t.volume += trade.qty
+    t.quoteVolume += trade.quoteQty
+    t.count++
+    return true
+  }
+
+  /** The ticker now; undefined before the first trade. */
+  snapshot(): Ticker24h | undefined {
+    if (this.#stale) {
+      this.#total = undefined
+      for (const k of this.#minutes.values()) {
+        this.#total = this.#total === undefined ? { ...k } : mergeKlines(this.#total, k)
+      }
+      this.#stale = false
+    }
+    if (this.#total === undefined) return undefined
+    return render(this.symbol, this.#total, this.#endMinute - WINDOW_MS + MINUTE)
+  }
+
+  #evict(): void {
+    const oldest = this.#endMinute - WINDOW_MS + MINUTE
+    for (const [minute] of this.#minutes) {
+      if (minute < oldest) {
+        this.#minutes.delete(minute)
+        this.#stale = true
+      }
+    }
+  }
+}
