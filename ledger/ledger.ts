@@ -218,7 +218,7 @@ async function insertEntries(
   movements: readonly Movement[],
   ids: Map<string, bigint>,
 ): Promise<void> {
-  const column = <T>(pick: (m: Movement) => T) => pgArray(movements.map(pick))
+  const column = (pick: (m: Movement) => string) => pgArray(movements.map(pick))
   await tx.execute(
     sql`insert into ledger_entries (journal_id, account_id, asset, bucket, amount, reason, ref_type, ref_id)
         select ${journalId}::int8, * from unnest(

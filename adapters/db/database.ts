@@ -70,7 +70,7 @@ async function openPglite(dataDir?: string): Promise<DatabaseHandle> {
 }
 
 /** Runs raw SQL and returns its rows, whichever driver is underneath (postgres.js answers an array, PGlite `{rows}`). */
-export async function queryRows<T extends Record<string, unknown>>(
+export async function queryRows<T extends object>(
   executor: Executor,
   query: SQL,
 ): Promise<T[]> {

@@ -51,8 +51,6 @@ export interface OrderView {
 export interface OrderEvent extends Sequenced {
   topic: 'orders'
   order: OrderView
-  /** Present when this update was caused by a trade. */
-  tradeId: string | null
 }
 
 export interface BalanceEvent extends Sequenced {

@@ -85,6 +85,20 @@ export class MarketUnits {
     return safe(divRound(units, this.tick * this.lot, 'down'), field)
   }
 
+  /** Lots of a stored quantity (zero allowed), exact. */
+  lotsOf(quantity: string): number {
+    return safe(
+      toSteps(quantity, this.lot, this.lotScale, { field: 'quantity', allowZero: true }),
+      'quantity',
+    )
+  }
+
+  /** Tick×lot units of a stored quote amount (zero allowed), exact. */
+  quoteUnitsOf(amount: string): number {
+    const units = parseDecimal(amount, this.notionalScale, { field: 'quote', allowZero: true })
+    return safe(divRound(units, this.tick * this.lot, 'down'), 'quote')
+  }
+
   /** Quote units (bigint count of tick×lot) of an available balance, rounded down. */
   balanceToQuoteUnits(balance: string): bigint {
     return divRound(

@@ -1,0 +1,400 @@
+/**
+ * The matching engine of one market. Commands that arrive within a short window (bounded by count and by
+ * time) form a batch; the batch's whole effect is committed to Postgres in one transaction, fenced by the
+ * market's epoch, and only then does any caller get an answer. A failed commit rolls the book back, so
+ * memory never holds what Postgres does not. On start the engine claims a new epoch and rebuilds its book
+ * from the open orders in Postgres.
+ */
+import { randomBytes } from 'node:crypto'
+import type { DatabaseHandle } from '../../adapters/db/database.ts'
+import { BourseError, invalidInput } from '../../lib/errors.ts'
+import type { Logger } from '../../lib/log.ts'
+import { Counter, Histogram, metricsRegistry } from '../../lib/metrics.ts'
+import {
+  Batch,
+  type CommandResult,
+  type EngineState,
+  type LiveOrder,
+  type Outcome,
+  orderView,
+  type PreparedCommand,
+} from './batch.ts'
+import { OrderBook } from './book/order-book.ts'
+import type { Depth, Side, StpMode, TimeInForce } from './book/types.ts'
+import type { OrderType, OrderView } from './events.ts'
+import { MarketUnits } from './market.ts'
+import { availableKey, claimMarket, FencedError, loadOpenOrders, readAvailable, writeBatch } from './store.ts'
+
+export interface EngineOptions {
+  database: DatabaseHandle
+  symbol: string
+  /** A batch closes at this many commands… */
+  batchMaxCommands: number
+  /** …or this long after its first command arrived. */
+  batchWindowMs: number
+  log: Logger
+  /** Called after every commit that wrote events: the outbox relay's cue. */
+  onCommit?: () => void
+}
+
+export interface PlaceOrderRequest {
+  userId: bigint
+  side: Side
+  type: OrderType
+  timeInForce?: TimeInForce
+  price?: string
+  quantity?: string
+  quoteOrderQty?: string
+  clientOrderId?: string
+  selfTradePreventionMode?: StpMode
+}
+
+export type EngineRequest =
+  | { kind: 'place'; order: PlaceOrderRequest }
+  | { kind: 'cancel'; userId: bigint; orderId?: bigint; clientOrderId?: string }
+  | { kind: 'cancelAll'; userId: bigint }
+  | { kind: 'halt' }
+  | { kind: 'resume' }
+
+interface Queued {
+  command: PreparedCommand
+  resolve(result: CommandResult): void
+  reject(error: BourseError): void
+}
+
+const COMMIT_ATTEMPTS = 3
+const metrics = engineMetrics()
+
+export class MatchingEngine {
+  private readonly options: EngineOptions
+  private readonly state: EngineState
+  private readonly epoch: bigint
+  private lastSeq: bigint
+  private queue: Queued[] = []
+  private timer: NodeJS.Timeout | null = null
+  private running: Promise<void> | null = null
+  private fencedBy: FencedError | null = null
+  private lastPrice: string | null = null
+
+  private constructor(options: EngineOptions, state: EngineState, epoch: bigint, lastSeq: bigint) {
+    this.options = options
+    this.state = state
+    this.epoch = epoch
+    this.lastSeq = lastSeq
+  }
+
+  /** Claims the market (a newer fencing epoch) and rebuilds the book from the open orders in Postgres. */
+  static async start(options: EngineOptions): Promise<MatchingEngine> {
+    const { db } = options.database
+    const claim = await claimMarket(db, options.symbol)
+    const units = new MarketUnits(claim.market)
+    const book = new OrderBook(units.bookConfig())
+    const orders = new Map<bigint, LiveOrder>()
+    const clientIndex = new Map<string, bigint>()
+    for (const row of await loadOpenOrders(db, options.symbol)) {
+      const order: LiveOrder = {
+        id: row.id,
+        userId: row.userId,
+        clientOrderId: row.clientOrderId,
+        side: row.side,
+        type: row.type,
+        timeInForce: row.timeInForce,
+        stpMode: row.selfTradePrevention,
+        price: row.price === null ? null : units.priceToTicks(row.price),
+        quantity: row.quantity === null ? null : units.lotsOf(row.quantity),
+        quoteAmount: row.quoteQuantity === null ? null : units.quoteUnitsOf(row.quoteQuantity),
+        executedQuantity: units.lotsOf(row.executedQuantity),
+        executedQuote: units.quoteUnitsOf(row.cumulativeQuoteQuantity),
+        frozen:
+          row.side === 'BUY' ? units.quoteUnitsOf(row.frozenRemaining) : units.lotsOf(row.frozenRemaining),
+        status: row.status,
+        createdAt: row.createdAt,
+        updatedAt: row.updatedAt,
+      }
+      orders.set(order.id, order)
+      clientIndex.set(`${order.userId}:${order.clientOrderId}`, order.id)
+    }
+    book.restore(
+      [...orders.values()].map((o) => ({
+        orderId: String(o.id),
+        userId: String(o.userId),
+        side: o.side,
+        price: o.price!,
+        quantity: o.quantity!,
+        remainingQuantity: o.quantity! - o.executedQuantity,
+        executedQuote: o.executedQuote,
+      })),
+    )
+    if (claim.market.status === 'halted') book.halt()
+    const state: EngineState = {
+      units,
+      book,
+      orders,
+      clientIndex,
+      lastOrderId: claim.lastOrderId,
+      lastTradeId: claim.lastTradeId,
+      status: claim.market.status,
+    }
+    options.log.info(
+      { market: options.symbol, epoch: String(claim.epoch), openOrders: orders.size },
+      'engine started',
+    )
+    return new MatchingEngine(options, state, claim.epoch, claim.lastSeq)
+  }
+
+  get symbol(): string {
+    return this.options.symbol
+  }
+
+  get units(): MarketUnits {
+    return this.state.units
+  }
+
+  /** Validates and converts the request now (bad input changes nothing), then answers after its batch commits. */
+  submit(request: EngineRequest): Promise<CommandResult> {
+    if (this.fencedBy !== null) return Promise.reject(this.fencedBy)
+    let command: PreparedCommand
+    try {
+      command = this.prepare(request)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ command, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  order(userId: bigint, ref: { orderId?: bigint; clientOrderId?: string }): OrderView | undefined {
+    const id = ref.orderId ?? this.state.clientIndex.get(`${userId}:${ref.clientOrderId}`)
+    const order = id === undefined ? undefined : this.state.orders.get(id)
+    return order === undefined || order.userId !== userId ? undefined : this.view(order)
+  }
+
+  openOrders(userId: bigint): OrderView[] {
+    return [...this.state.orders.values()].filter((o) => o.userId === userId).map((o) => this.view(o))
+  }
+
+  depth(limit: number): { bids: [string, string][]; asks: [string, string][]; lastUpdateId: string } {
+    const levels: Depth = this.state.book.levels(limit)
+    const units = this.state.units
+    const side = (ls: Depth['bids']) =>
+      ls.map((l): [string, string] => [units.price(l.price), units.quantity(l.quantity)])
+    return { bids: side(levels.bids), asks: side(levels.asks), lastUpdateId: String(this.lastSeq) }
+  }
+
+  status() {
+    return {
+      symbol: this.symbol,
+      status: this.state.status,
+      epoch: String(this.epoch),
+      fenced: this.fencedBy !== null,
+      openOrders: this.state.orders.size,
+      lastPrice: this.lastPrice,
+      lastSeq: String(this.lastSeq),
+    }
+  }
+
+  /** The book as it is, for tests that compare a rebuilt engine with the one before it. */
+  snapshot() {
+    return this.state.book.snapshot()
+  }
+
+  /** Stops taking commands and waits for the batch in flight. */
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    await this.running
+  }
+
+  private view(order: LiveOrder): OrderView {
+    return orderView(this.state.units, order)
+  }
+
+  private prepare(request: EngineRequest): PreparedCommand {
+    switch (request.kind) {
+      case 'place':
+        return { kind: 'place', order: this.prepareOrder(request.order) }
+      case 'cancel':
+        if ((request.orderId === undefined) === (request.clientOrderId === undefined)) {
+          throw invalidInput('orderId', 'send exactly one of orderId and origClientOrderId')
+        }
+        return {
+          kind: 'cancel',
+          userId: request.userId,
+          orderId: request.orderId ?? null,
+          clientOrderId: request.clientOrderId ?? null,
+        }
+      default:
+        return request
+    }
+  }
+
+  private prepareOrder(o: PlaceOrderRequest): Extract<PreparedCommand, { kind: 'place' }>['order'] {
+    const units = this.state.units
+    const clientOrderId = o.clientOrderId ?? `bourse-${randomBytes(9).toString('base64url')}`
+    const stpMode = o.selfTradePreventionMode ?? 'EXPIRE_MAKER'
+    const common = { userId: o.userId, clientOrderId, side: o.side, type: o.type, stpMode }
+    if (o.type === 'MARKET') {
+      if ((o.quantity === undefined) === (o.quoteOrderQty === undefined)) {
+        throw invalidInput('quantity', 'a MARKET order needs exactly one of quantity and quoteOrderQty')
+      }
+      if (o.price !== undefined) throw invalidInput('price', 'a MARKET order takes no price')
+      return {
+        ...common,
+        timeInForce: 'IOC',
+        price: null,
+        quantity: o.quantity === undefined ? null : units.quantityToLots(o.quantity),
+        quoteAmount: o.quoteOrderQty === undefined ? null : units.quoteToUnits(o.quoteOrderQty),
+      }
+    }
+    if (o.price === undefined) throw invalidInput('price', `a ${o.type} order needs a price`)
+    if (o.quantity === undefined) throw invalidInput('quantity', `a ${o.type} order needs a quantity`)
+    if (o.type === 'LIMIT_MAKER' && o.timeInForce !== undefined && o.timeInForce !== 'GTC') {
+      throw invalidInput('timeInForce', 'a LIMIT_MAKER order rests: GTC only')
+    }
+    return {
+      ...common,
+      timeInForce: o.timeInForce ?? 'GTC',
+      price: units.priceToTicks(o.price),
+      quantity: units.quantityToLots(o.quantity),
+      quoteAmount: null,
+    }
+  }
+
+  private schedule(): void {
+    if (this.running !== null) return
+    if (this.queue.length >= this.options.batchMaxCommands) {
+      this.runNext()
+      return
+    }
+    this.timer ??= setTimeout(() => this.runNext(), this.options.batchWindowMs)
+  }
+
+  private runNext(): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    if (this.running !== null || this.queue.length === 0) return
+    const items = this.queue.splice(0, this.options.batchMaxCommands)
+    this.running = this.process(items).finally(() => {
+      this.running = null
+      if (this.queue.length > 0) this.schedule()
+    })
+  }
+
+  /** One batch: apply, commit, answer. Retries when another process took funds between read and lock. */
+  private async process(items: Queued[]): Promise<void> {
+    const started = performance.now()
+    for (let attempt = 1; ; attempt++) {
+      let available: Map<string, string>
+      try {
+        available = await this.fundsFor(items)
+      } catch (err) {
+        return this.failBatch(items, err)
+      }
+      this.state.book.beginBatch()
+      const batch = new Batch(this.state, available)
+      const outcomes = items.map((item) => batch.apply(item.command))
+      if (!batch.hasWrites) {
+        this.state.book.commitBatch()
+        return answer(items, outcomes)
+      }
+      try {
+        const commitStarted = performance.now()
+        const write = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
+        const lastSeq = await this.options.database.db.transaction((tx) => writeBatch(tx, write))
+        metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
+        this.state.book.commitBatch()
+        batch.commitTo(this.state)
+        this.lastSeq = lastSeq
+        this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
+        metrics.batchSize.observe(items.length)
+        metrics.commands.inc({ market: this.symbol }, items.length)
+        answer(items, outcomes)
+        metrics.ackSeconds.observe((performance.now() - started) / 1000)
+        this.options.onCommit?.()
+        return
+      } catch (err) {
+        this.state.book.rollbackBatch()
+        if (err instanceof BourseError && err.code === 'insufficient_funds' && attempt < COMMIT_ATTEMPTS)
+          continue
+        return this.failBatch(items, err)
+      }
+    }
+  }
+
+  private failBatch(items: Queued[], err: unknown): void {
+    metrics.commitFailures.inc({ market: this.symbol })
+    if (err instanceof FencedError) {
+      this.fencedBy = err
+      this.options.log.error({ err }, 'fenced out by a newer engine: no more commits from this one')
+      for (const item of [...items, ...this.queue.splice(0)]) item.reject(err)
+      return
+    }
+    this.options.log.error({ err }, 'batch commit failed; the book is rolled back')
+    const error = new BourseError(
+      'unavailable',
+      'The order could not be committed; nothing was done. Try again.',
+      { cause: err },
+    )
+    for (const item of items) item.reject(error)
+  }
+
+  /** The available balances a batch's new orders draw on, read before it runs (the booking re-checks them locked). */
+  private fundsFor(items: Queued[]): Promise<Map<string, string>> {
+    const { base, quote } = this.state.units.row
+    const pairs = new Map<string, { userId: bigint; asset: string }>()
+    for (const { command } of items) {
+      if (command.kind !== 'place') continue
+      const asset = command.order.side === 'BUY' ? quote : base
+      pairs.set(availableKey(command.order.userId, asset), { userId: command.order.userId, asset })
+    }
+    return pairs.size === 0
+      ? Promise.resolve(new Map())
+      : readAvailable(this.options.database.db, [...pairs.values()])
+  }
+}
+
+function answer(items: Queued[], outcomes: Outcome[]): void {
+  items.forEach((item, i) => {
+    const outcome = outcomes[i]!
+    if (outcome.ok) item.resolve(outcome.result)
+    else item.reject(outcome.error)
+  })
+}
+
+function engineMetrics() {
+  const registers = [metricsRegistry()]
+  return {
+    batchSize: new Histogram({
+      name: 'bourse_engine_batch_size',
+      help: 'Commands per committed batch',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+      registers,
+    }),
+    commitSeconds: new Histogram({
+      name: 'bourse_engine_commit_seconds',
+      help: 'Time to commit one batch to Postgres',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    }),
+    ackSeconds: new Histogram({
+      name: 'bourse_engine_ack_seconds',
+      help: 'Time from a batch starting to its callers being answered',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    }),
+    commands: new Counter({
+      name: 'bourse_engine_commands_total',
+      help: 'Commands committed',
+      labelNames: ['market'],
+      registers,
+    }),
+    commitFailures: new Counter({
+      name: 'bourse_engine_commit_failures_total',
+      help: 'Batches whose commit failed and were rolled back',
+      labelNames: ['market'],
+      registers,
+    }),
+  }
+}
