@@ -149,6 +149,18 @@ describe('outbox relay on the in-process bus', () => {
     expect(received.filter((r) => r.market === 'BTCUSDT').map((r) => r.seq)).toEqual(oneTo(10))
   })
 
+  test('a database that goes away is retried with backoff; the loop never throws and stops cleanly', async () => {
+    const handle = await createTestDatabase('pglite')
+    const bus = createBus({ kind: 'memory' })
+    cleanups.push(() => bus.close())
+    const relayer = relay({ db: handle.db, bus })
+    relayer.start()
+    await sleep(50)
+    await handle.close()
+    await waitUntil(() => relayer.stats.otherErrors >= 3, 'the relay keeps retrying the database')
+    await relayer.stop()
+  })
+
   test('waits at a missing seq, then publishes past it when it never comes', async () => {
     const { db, bus } = await setup()
     const { received } = await recordAll(bus, '', 'test')

@@ -211,10 +211,12 @@ class Relay implements OutboxRelay {
         state.failures = 0
         state.retryAt = 0
       } catch (error) {
+        if (!(error instanceof PublishFailure)) this.#otherErrors++
         state.failures++
         const delayMs = this.#backoff(state.failures)
         state.retryAt = Date.now() + delayMs
-        this.#log.warn({ err: error, market, failures: state.failures, retryInMs: delayMs }, 'outbox relay')
+        const err = error instanceof PublishFailure ? error.cause : error
+        this.#log.warn({ err, market, failures: state.failures, retryInMs: delayMs }, 'outbox relay')
       }
     }
     return more
@@ -286,7 +288,7 @@ class Relay implements OutboxRelay {
       published += run.rows.length
     }
     this.#published += published
-    if (failure !== undefined) throw failure
+    if (failure !== undefined) throw new PublishFailure(failure)
     return published
   }
 
@@ -362,6 +364,13 @@ class Relay implements OutboxRelay {
       const timer = setTimeout(done, ms)
       this.#interrupt = wakeable ? done : () => (this.#running ? undefined : done())
     })
+  }
+}
+
+/** The bus refused or did not acknowledge a publish (as opposed to the database failing). */
+class PublishFailure extends Error {
+  constructor(cause: unknown) {
+    super('publish failed', { cause })
   }
 }
 
