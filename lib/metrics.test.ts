@@ -1,25 +1,19 @@
 import { Agent, request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  Counter,
-  createRegistry,
-  type MetricsServer,
-  metricsRegistry,
-  startMetricsServer,
-} from './metrics.ts'
+import { Counter, createRegistry, type HttpServer, metricsRegistry, startHttpServer } from './metrics.ts'
 
-const servers: MetricsServer[] = []
+const servers: HttpServer[] = []
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()))
 })
 
-async function start(opts: Omit<Parameters<typeof startMetricsServer>[0], 'port' | 'host'>) {
-  const server = await startMetricsServer({ port: 0, host: '127.0.0.1', ...opts })
+async function start(opts: Omit<Parameters<typeof startHttpServer>[0], 'port' | 'host'>) {
+  const server = await startHttpServer({ port: 0, host: '127.0.0.1', ...opts })
   servers.push(server)
   return server
 }
 
-describe('startMetricsServer', () => {
+describe('startHttpServer', () => {
   it('serves Prometheus metrics, default and custom, on a free port', async () => {
     const registry = createRegistry({ labels: { component: 'test' } })
     const orders = new Counter({
@@ -83,7 +77,7 @@ describe('startMetricsServer', () => {
   })
 
   it('closes even with a keep-alive connection open, and stops accepting', async () => {
-    const server = await startMetricsServer({
+    const server = await startHttpServer({
       port: 0,
       host: '127.0.0.1',
       registry: createRegistry({ defaultMetrics: false }),
@@ -102,9 +96,20 @@ describe('startMetricsServer', () => {
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow()
   })
 
+  it("serves the component's own API on every other path", async () => {
+    const server = await start({
+      registry: createRegistry({ defaultMetrics: false }),
+      app: (req, res) => res.end(`api saw ${req.method} ${req.url}`),
+    })
+    expect(await (await fetch(`${server.url}/orders?x=1`, { method: 'POST' })).text()).toBe(
+      'api saw POST /orders?x=1',
+    )
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200)
+  })
+
   it('refuses a port already in use', async () => {
     const server = await start({ registry: createRegistry({ defaultMetrics: false }) })
-    await expect(startMetricsServer({ port: server.port, host: '127.0.0.1' })).rejects.toThrow(/EADDRINUSE/)
+    await expect(startHttpServer({ port: server.port, host: '127.0.0.1' })).rejects.toThrow(/EADDRINUSE/)
   })
 })
 

@@ -47,17 +47,23 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   res.end(head ? undefined : body)
 }
 
-/** A node:http request handler for /metrics, /healthz and /readyz; anything else is 404, methods other than GET/HEAD 405. */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
+
+/**
+ * A node:http request handler for /metrics, /healthz and /readyz (methods other than GET/HEAD 405);
+ * any other path goes to `app` when there is one, else 404.
+ */
 export function metricsHandler(
   registry: Registry,
-  opts: { ready?: ReadyCheck } = {},
-): (req: IncomingMessage, res: ServerResponse) => void {
+  opts: { ready?: ReadyCheck; app?: RequestHandler } = {},
+): RequestHandler {
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]
     const head = req.method === 'HEAD'
     const text = 'text/plain; charset=utf-8'
     if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
-      send(res, 404, text, 'not found\n', head)
+      if (opts.app) opts.app(req, res)
+      else send(res, 404, text, 'not found\n', head)
       return
     }
     if (req.method !== 'GET' && !head) {
@@ -82,7 +88,7 @@ export function metricsHandler(
   }
 }
 
-export interface MetricsServer {
+export interface HttpServer {
   /** The bound port (the OS's choice when 0 was asked for). */
   readonly port: number
   readonly host: string
@@ -93,18 +99,23 @@ export interface MetricsServer {
 }
 
 /**
- * Serve the handler on host:port (host default 127.0.0.1: pass 0.0.0.0 where Prometheus scrapes the
- * pod; port 0 picks a free port). Resolves once listening.
+ * A component's HTTP server: /metrics, /healthz and /readyz, and its own API (`app`, e.g. a hono app
+ * through @hono/node-server's getRequestListener) for every other path. Host default 127.0.0.1: pass
+ * 0.0.0.0 where Prometheus scrapes the pod; port 0 picks a free port. Resolves once listening.
  */
-export async function startMetricsServer(opts: {
+export async function startHttpServer(opts: {
   port: number
   host?: string
   registry?: Registry
   ready?: ReadyCheck
-}): Promise<MetricsServer> {
+  app?: RequestHandler
+}): Promise<HttpServer> {
   const host = opts.host ?? '127.0.0.1'
-  const handlerOpts = opts.ready === undefined ? {} : { ready: opts.ready }
-  const server = createServer(metricsHandler(opts.registry ?? metricsRegistry(), handlerOpts))
+  const handlerOpts = { ...(opts.ready && { ready: opts.ready }), ...(opts.app && { app: opts.app }) }
+  const server = createServer(
+    { keepAliveTimeout: 65_000 },
+    metricsHandler(opts.registry ?? metricsRegistry(), handlerOpts),
+  )
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port, host, () => {

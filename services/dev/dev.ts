@@ -11,7 +11,7 @@ import { createBus } from '../../adapters/bus/index.ts'
 import { openDatabase } from '../../adapters/db/database.ts'
 import { fromEnv, port } from '../../lib/config.ts'
 import { createLogger } from '../../lib/log.ts'
-import { startMetricsServer } from '../../lib/metrics.ts'
+import { startHttpServer } from '../../lib/metrics.ts'
 import { demoMarkets, seedDemo } from './demo.ts'
 
 const DevConfig = z.object({
@@ -32,7 +32,7 @@ export async function main(): Promise<void> {
   const bus = createBus({ kind: 'memory' })
   const analytics = openAnalytics({ kind: 'chdb', path: join(dataDir, 'chdb') })
   await analytics.ping()
-  const http = await startMetricsServer({ port: config.BOURSE_PORT, host: '127.0.0.1' })
+  const http = await startHttpServer({ port: config.BOURSE_PORT, host: '127.0.0.1' })
 
   console.log(
     [
