@@ -11,6 +11,10 @@ const components: Record<
     summary: 'the whole exchange in one process on embedded stores',
     load: () => import('../services/dev/dev.ts'),
   },
+  engine: {
+    summary: "one market's matching engine: bourse engine --market BTCUSDT",
+    load: () => import('../services/engine/main.ts'),
+  },
   migrate: {
     summary: 'apply the database migrations (the migration Job)',
     load: () => import('../services/migrate/migrate.ts'),

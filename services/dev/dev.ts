@@ -10,6 +10,7 @@ import { openAnalytics } from '../../adapters/analytics/analytics.ts'
 import { createBus } from '../../adapters/bus/index.ts'
 import { openDatabase } from '../../adapters/db/database.ts'
 import { fromEnv, port } from '../../lib/config.ts'
+import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
 import { demoMarkets, seedDemo } from './demo.ts'
@@ -45,10 +46,7 @@ export async function main(): Promise<void> {
     ].join('\n'),
   )
 
-  await new Promise<void>((done) => {
-    process.once('SIGINT', done)
-    process.once('SIGTERM', done)
-  })
+  await untilStopped()
   log.info('stopping')
   await http.close()
   await bus.close()
