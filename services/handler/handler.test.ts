@@ -1,0 +1,260 @@
+/**
+ * The handler end to end on the real Redis Cluster, the in-process bus and chDB: trades published with a
+ * duplicate and out of order give exactly the right k-lines, ticker and ClickHouse rows, also across a
+ * handler restart; and the embedded mode (in-process store) gives the same.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Analytics, openAnalytics } from '../../adapters/analytics/analytics.ts'
+import { type Bus, createBus } from '../../adapters/bus/index.ts'
+import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapters/pubsub/index.ts'
+import { redisClusterNodes, uniqueName } from '../../adapters/testing/servers.ts'
+import { createLogger } from '../../lib/log.ts'
+import { Registry } from '../../lib/metrics.ts'
+import type { TradeEvent } from '../engine/events.ts'
+import { analyticsKlines, migrateAnalytics } from './clickhouse.ts'
+import { createMarketDataHandler, type MarketDataHandler } from './handler.ts'
+import { channels } from './keys.ts'
+import { klines, recentTrades, ticker24h } from './queries.ts'
+import { type MarketStore, redisMarketStore } from './store.ts'
+
+const MIN = 60_000
+const HOUR = 60 * MIN
+const T0 = Date.parse('2024-05-05T10:00:00Z')
+const log = createLogger('handler-test', { level: 'silent' })
+
+function event(
+  symbol: string,
+  id: number,
+  price: string,
+  quantity: string,
+  quote: string,
+  time: number,
+  buyerIsMaker: boolean,
+): TradeEvent {
+  return {
+    topic: 'trades',
+    market: symbol,
+    seq: String(id),
+    tradeId: String(id),
+    price,
+    quantity,
+    quoteQuantity: quote,
+    buyerOrderId: `b${id}`,
+    sellerOrderId: `s${id}`,
+    buyerUserId: 'u1',
+    sellerUserId: 'u2',
+    buyerIsMaker,
+    time,
+  }
+}
+
+async function counted(registry: Registry): Promise<Record<string, number>> {
+  const metric = await registry.getSingleMetric('md_trades_total')!.get()
+  return Object.fromEntries(metric.values.map((v) => [String(v.labels.result), v.value]))
+}
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+// One chDB per process: both scenarios share it (their symbols differ).
+let analytics: Analytics
+beforeAll(async () => {
+  analytics = openAnalytics({ kind: 'chdb' })
+  await migrateAnalytics(analytics)
+})
+afterAll(async () => analytics?.close())
+
+function scenario(
+  name: string,
+  setup: () => { cache: PubSubCache; store?: () => MarketStore; teardown: () => Promise<void> },
+) {
+  describe(name, () => {
+    const symbol = uniqueName('HT').toUpperCase()
+    let bus: Bus
+    let env: ReturnType<typeof setup>
+    let handler: MarketDataHandler
+    let store: MarketStore | undefined
+    const topicPrefix = `${uniqueName('t')}-`
+    const published: { channel: string; message: string }[] = []
+
+    beforeAll(async () => {
+      env = setup()
+      bus = createBus({ kind: 'memory' })
+    })
+    afterAll(async () => {
+      await handler?.stop()
+      await store?.close()
+      await bus?.close()
+      await env?.teardown()
+    })
+
+    const start = async (registry: Registry) => {
+      store = env.store?.()
+      handler = createMarketDataHandler({
+        bus,
+        cache: env.cache,
+        analytics,
+        log,
+        topicPrefix,
+        registry,
+        clickhouse: { maxDelayMs: 20 },
+        ...(store ? { store } : {}),
+      })
+      await handler.start()
+    }
+    const stop = async () => {
+      await handler.stop()
+      await store?.close()
+      store = undefined
+    }
+
+    it('counts each trade once, picks open and close by trade id, publishes the updates', async () => {
+      for (const ch of [channels.trade(symbol), channels.kline(symbol, '1m'), channels.ticker(symbol)]) {
+        await env.cache.subscribe(ch, (message, channel) => published.push({ channel, message }))
+      }
+      const registry = new Registry()
+      await start(registry)
+      const t1 = event(symbol, 1, '100', '1', '100', T0 + 10_000, false)
+      const t2 = event(symbol, 2, '105', '0.5', '52.5', T0 + 20_000, true)
+      const t3 = event(symbol, 3, '95', '2', '190', T0 + 70_000, false)
+      const t4 = event(symbol, 4, '110', '0.1', '11', T0 + HOUR + 5_000, false)
+      // Trade 2 arrives after 3 and 4; 3 and 1 are delivered twice.
+      for (const e of [t1, t3, t4, t2, t3, t1]) await bus.publish(`${topicPrefix}trades`, e)
+      await until(async () => {
+        const c = await counted(registry)
+        return c.counted === 4 && c.duplicate === 2
+      }, 'the six deliveries')
+      await stop()
+
+      expect(await klines(env.cache, symbol, '1m')).toEqual([
+        [T0, '100', '105', '100', '105', '1.5', T0 + MIN - 1, '152.5', 2, '1', '100', '0'],
+        [T0 + MIN, '95', '95', '95', '95', '2', T0 + 2 * MIN - 1, '190', 1, '2', '190', '0'],
+        [T0 + HOUR, '110', '110', '110', '110', '0.1', T0 + HOUR + MIN - 1, '11', 1, '0.1', '11', '0'],
+      ])
+      expect(await klines(env.cache, symbol, '1h')).toEqual([
+        [T0, '100', '105', '95', '95', '3.5', T0 + HOUR - 1, '342.5', 3, '3', '290', '0'],
+        [T0 + HOUR, '110', '110', '110', '110', '0.1', T0 + 2 * HOUR - 1, '11', 1, '0.1', '11', '0'],
+      ])
+      // Linkora's 45-minute and 3H timeframes; the day; a start time and a limit.
+      expect((await klines(env.cache, symbol, '45m')).map((k) => [k[0], k[5], k[8]])).toEqual([
+        [T0 - 15 * MIN, '3.5', 3],
+        [T0 + 30 * MIN, '0.1', 1],
+      ])
+      expect((await klines(env.cache, symbol, '3h')).map((k) => [k[0], k[1], k[4], k[8]])).toEqual([
+        [T0 - HOUR, '100', '110', 4],
+      ])
+      expect(await klines(env.cache, symbol, '1m', { startTime: T0 + 1, limit: 1 })).toEqual([
+        [T0 + MIN, '95', '95', '95', '95', '2', T0 + 2 * MIN - 1, '190', 1, '2', '190', '0'],
+      ])
+      expect(await klines(env.cache, symbol, '1m', { endTime: T0 + MIN, limit: 1 })).toHaveLength(1)
+
+      const ticker = {
+        symbol,
+        priceChange: '10',
+        priceChangePercent: '10.000',
+        // 353.5 / 3.6
+        weightedAvgPrice: '98.194444444444444444',
+        lastPrice: '110',
+        lastQty: '0.1',
+        openPrice: '100',
+        highPrice: '110',
+        lowPrice: '95',
+        volume: '3.6',
+        quoteVolume: '353.5',
+        openTime: T0 + HOUR + MIN - 1440 * MIN,
+        closeTime: T0 + HOUR + MIN - 1,
+        firstId: 1,
+        lastId: 4,
+        count: 4,
+      }
+      expect(await ticker24h(env.cache, symbol)).toEqual(ticker)
+      expect((await recentTrades(env.cache, symbol, 10)).map((t) => t.id).sort()).toEqual([1, 2, 3, 4])
+
+      // ClickHouse: each trade once, and its k-lines match Redis.
+      const rows = await analytics.query({
+        query: 'SELECT toString(id) AS id FROM trades WHERE symbol = {s:String} ORDER BY id',
+        query_params: { s: symbol },
+        format: 'JSONEachRow',
+      })
+      expect(await rows.json()).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }, { id: '4' }])
+      const range = { startTime: T0 - HOUR, endTime: T0 + 2 * HOUR }
+      expect(await analyticsKlines(analytics, symbol, '1m', range)).toEqual(
+        await klines(env.cache, symbol, '1m'),
+      )
+      expect(await analyticsKlines(analytics, symbol, '1h', range)).toEqual(
+        await klines(env.cache, symbol, '1h'),
+      )
+
+      // What ws gets: every trade once, and a last ticker and k-line equal to the stored ones.
+      await until(
+        async () => published.filter((p) => p.channel === channels.trade(symbol)).length >= 4,
+        'trades',
+      )
+      const trades = published
+        .filter((p) => p.channel === channels.trade(symbol))
+        .map((p) => JSON.parse(p.message).t)
+      expect(trades.sort()).toEqual([1, 2, 3, 4])
+      const lastTicker = JSON.parse(
+        published.filter((p) => p.channel === channels.ticker(symbol)).at(-1)!.message,
+      )
+      expect(lastTicker).toMatchObject({ e: '24hrTicker', s: symbol, c: '110', o: '100', n: 4, v: '3.6' })
+      const minuteOfT2 = published
+        .filter((p) => p.channel === channels.kline(symbol, '1m'))
+        .map((p) => JSON.parse(p.message).k)
+        .filter((k) => k.t === T0)
+        .at(-1)
+      expect(minuteOfT2).toMatchObject({ o: '100', c: '105', n: 2, f: 1, L: 2, x: true, i: '1m' })
+    })
+
+    it('still drops redeliveries after a restart, and keeps counting new trades', async () => {
+      const registry = new Registry()
+      await start(registry)
+      const t2 = event(symbol, 2, '105', '0.5', '52.5', T0 + 20_000, true)
+      const t5 = event(symbol, 5, '90', '1', '90', T0 + HOUR + 30_000, true)
+      for (const e of [t2, t5, t5]) await bus.publish(`${topicPrefix}trades`, e)
+      await until(async () => {
+        const c = await counted(registry)
+        return c.counted === 1 && c.duplicate === 2
+      }, 'the three deliveries')
+      await stop()
+      expect((await klines(env.cache, symbol, '1m')).slice(1)).toEqual([
+        [T0 + MIN, '95', '95', '95', '95', '2', T0 + 2 * MIN - 1, '190', 1, '2', '190', '0'],
+        [T0 + HOUR, '110', '110', '90', '90', '1.1', T0 + HOUR + MIN - 1, '101', 2, '0.1', '11', '0'],
+      ])
+      expect(await ticker24h(env.cache, symbol)).toMatchObject({
+        lastPrice: '90',
+        lastQty: '1',
+        lowPrice: '90',
+        volume: '4.6',
+        count: 5,
+        lastId: 5,
+      })
+      const result = await analytics.query({
+        query: 'SELECT count() AS n, toString(sum(qty)) AS qty FROM trades WHERE symbol = {s:String}',
+        query_params: { s: symbol },
+        format: 'JSONEachRow',
+      })
+      expect(await result.json()).toEqual([{ n: '5', qty: '4.6' }])
+      const range = { startTime: T0, endTime: T0 + 2 * HOUR }
+      expect(await analyticsKlines(analytics, symbol, '1m', range)).toEqual(
+        await klines(env.cache, symbol, '1m'),
+      )
+    })
+  })
+}
+
+scenario('market-data handler on the Redis Cluster', () => {
+  const nodes = redisClusterNodes()
+  const cache = createPubSubCache({ kind: 'redis', nodes })
+  return { cache, store: () => redisMarketStore({ nodes }), teardown: () => cache.close() }
+})
+
+scenario('market-data handler in the embedded mode (in-process store)', () => {
+  const cache = createPubSubCache({ kind: 'memory', server: new InProcessRedis() })
+  return { cache, teardown: () => cache.close() }
+})
