@@ -135,10 +135,7 @@ export class MatchingEngine {
       lastTradeId: claim.lastTradeId,
       status: claim.market.status,
     }
-    options.log.info(
-      { market: options.symbol, epoch: String(claim.epoch), openOrders: orders.size },
-      'engine started',
-    )
+    options.log.info({ epoch: String(claim.epoch), openOrders: orders.size }, 'engine started')
     return new MatchingEngine(options, state, claim.epoch, claim.lastSeq)
   }
 
