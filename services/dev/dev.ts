@@ -28,11 +28,7 @@ const DevConfig = z.object({
 })
 
 /** An engine for every market in the database, each committing to the embedded Postgres. */
-async function startEngines(
-  database: DatabaseHandle,
-  log: Logger,
-  onCommit: () => void,
-): Promise<MatchingEngine[]> {
+async function startEngines(database: DatabaseHandle, onCommit: () => void): Promise<MatchingEngine[]> {
   const symbols = (await database.db.select({ symbol: markets.symbol }).from(markets)).map((m) => m.symbol)
   return Promise.all(
     symbols.map((symbol) =>
