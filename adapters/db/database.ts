@@ -70,10 +70,7 @@ async function openPglite(dataDir?: string): Promise<DatabaseHandle> {
 }
 
 /** Runs raw SQL and returns its rows, whichever driver is underneath (postgres.js answers an array, PGlite `{rows}`). */
-export async function queryRows<T extends object>(
-  executor: Executor,
-  query: SQL,
-): Promise<T[]> {
+export async function queryRows<T extends object>(executor: Executor, query: SQL): Promise<T[]> {
   const result: unknown = await executor.execute(query)
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[]
 }
