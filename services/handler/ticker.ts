@@ -82,9 +82,11 @@ export class RollingTicker {
   readonly symbol: string
   readonly #minutes = new Map<number, Kline>()
   #endMinute = Number.NEGATIVE_INFINITY
-  /** The totals of the window, as one k-line; undefined when the window is empty. */
+  /** Every minute before this one has been dropped. */
+  #oldestKept = Number.NEGATIVE_INFINITY
+  /** The totals of the window, as one k-line; undefined when the window is empty. Its sums are always right. */
   #total: Kline | undefined
-  /** Extremes must be recomputed from the minutes (a minute left the window). */
+  /** High, low, open and close must be recomputed from the minutes (a minute holding one left the window). */
   #stale = false
 
   constructor(symbol: string, minuteKlines: Iterable<Kline> = []) {
@@ -93,8 +95,10 @@ export class RollingTicker {
       this.#minutes.set(k.openTime, k)
       if (k.openTime > this.#endMinute) this.#endMinute = k.openTime
     }
-    this.#evict()
-    this.#stale = true
+    const oldest = this.#endMinute - WINDOW_MS + MINUTE
+    for (const minute of this.#minutes.keys()) if (minute < oldest) this.#minutes.delete(minute)
+    this.#oldestKept = oldest
+    this.#total = totalOf(this.#minutes.values())
   }
 
   get endMinute(): number {
@@ -123,12 +127,19 @@ export class RollingTicker {
       this.#endMinute = minute
       this.#evict()
     }
-    if (this.#stale) return true
     const t = this.#total
     if (t === undefined) {
       this.#total = { ...minuteKline }
       return true
     }
+    t.volume += trade.qty
+    t.quoteVolume += trade.quoteQty
+    if (!trade.buyerIsMaker) {
+      t.takerBuyVolume += trade.qty
+      t.takerBuyQuoteVolume += trade.quoteQty
+    }
+    t.count++
+    if (this.#stale) return true
     if (trade.price > t.high) t.high = trade.price
     if (trade.price < t.low) t.low = trade.price
     if (trade.id < t.firstId) {
@@ -139,33 +150,99 @@ export class RollingTicker {
       t.lastId = trade.id
       t.close = trade.price
       t.closeQty = trade.qty
+      t.closeTradeTime = trade.time
     }
-    t.volume += trade.qty
-    t.quoteVolume += trade.quoteQty
-    t.count++
     return true
   }
 
   /** The ticker now; undefined before the first trade. */
   snapshot(): Ticker24h | undefined {
+    if (this.#total === undefined) return undefined
     if (this.#stale) {
-      this.#total = undefined
-      for (const k of this.#minutes.values()) {
-        this.#total = this.#total === undefined ? { ...k } : mergeKlines(this.#total, k)
-      }
+      extremesOf(this.#total, this.#minutes.values())
       this.#stale = false
     }
-    if (this.#total === undefined) return undefined
     return render(this.symbol, this.#total, this.#endMinute - WINDOW_MS + MINUTE)
   }
 
+  /** Drops the minutes that left the window, taking their sums off the totals. */
   #evict(): void {
     const oldest = this.#endMinute - WINDOW_MS + MINUTE
-    for (const [minute] of this.#minutes) {
-      if (minute < oldest) {
-        this.#minutes.delete(minute)
-        this.#stale = true
-      }
+    if (oldest <= this.#oldestKept) return
+    // Usually the window moved a minute or two: step over those minutes instead of scanning the window.
+    const steps = (oldest - this.#oldestKept) / MINUTE
+    if (steps <= this.#minutes.size) {
+      for (let minute = this.#oldestKept; minute < oldest; minute += MINUTE) this.#drop(minute)
+    } else {
+      for (const minute of this.#minutes.keys()) if (minute < oldest) this.#drop(minute)
+    }
+    this.#oldestKept = oldest
+  }
+
+  #drop(minute: number): void {
+    const k = this.#minutes.get(minute)
+    if (k === undefined) return
+    this.#minutes.delete(minute)
+    const t = this.#total!
+    t.volume -= k.volume
+    t.quoteVolume -= k.quoteVolume
+    t.takerBuyVolume -= k.takerBuyVolume
+    t.takerBuyQuoteVolume -= k.takerBuyQuoteVolume
+    t.count -= k.count
+    if (this.#minutes.size === 0) {
+      this.#total = undefined
+      this.#stale = false
+    } else if (k.high >= t.high || k.low <= t.low || k.firstId <= t.firstId || k.lastId >= t.lastId) {
+      this.#stale = true
     }
   }
+}
+
+/** Sets high, low, open and close of `total` from the minutes, by comparisons only. */
+function extremesOf(total: Kline, minutes: Iterable<Kline>): void {
+  let first = true
+  for (const k of minutes) {
+    if (first || k.high > total.high) total.high = k.high
+    if (first || k.low < total.low) total.low = k.low
+    if (first || k.firstId < total.firstId) {
+      total.firstId = k.firstId
+      total.open = k.open
+    }
+    if (first || k.lastId > total.lastId) {
+      total.lastId = k.lastId
+      total.close = k.close
+      total.closeQty = k.closeQty
+      total.closeTradeTime = k.closeTradeTime
+    }
+    first = false
+  }
+}
+
+/** The window's totals in one pass, without allocating per minute. */
+function totalOf(minutes: Iterable<Kline>): Kline | undefined {
+  let total: Kline | undefined
+  for (const k of minutes) {
+    if (total === undefined) {
+      total = { ...k }
+      continue
+    }
+    if (k.high > total.high) total.high = k.high
+    if (k.low < total.low) total.low = k.low
+    if (k.firstId < total.firstId) {
+      total.firstId = k.firstId
+      total.open = k.open
+    }
+    if (k.lastId > total.lastId) {
+      total.lastId = k.lastId
+      total.close = k.close
+      total.closeQty = k.closeQty
+      total.closeTradeTime = k.closeTradeTime
+    }
+    total.volume += k.volume
+    total.quoteVolume += k.quoteVolume
+    total.takerBuyVolume += k.takerBuyVolume
+    total.takerBuyQuoteVolume += k.takerBuyQuoteVolume
+    total.count += k.count
+  }
+  return total
 }
