@@ -245,6 +245,11 @@ export class MatchingEngine {
         quoteAmount: o.quoteOrderQty === undefined ? null : units.quoteToUnits(o.quoteOrderQty),
       }
     }
+    if (o.quoteOrderQty !== undefined)
+      throw invalidInput(
+        'quoteOrderQty',
+        `a ${o.type} order takes no quoteOrderQty: only a MARKET order does`,
+      )
     if (o.price === undefined) throw invalidInput('price', `a ${o.type} order needs a price`)
     if (o.quantity === undefined) throw invalidInput('quantity', `a ${o.type} order needs a quantity`)
     if (o.type === 'LIMIT_MAKER' && o.timeInForce !== undefined && o.timeInForce !== 'GTC') {
