@@ -46,7 +46,9 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input)
   if (result.success) return result.data
   const issue = result.error.issues[0]!
-  throw invalidInput(issue.path.join('.') || 'body', issue.message)
+  // An unknown key is reported on the object that holds it: name the key itself.
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path
+  throw invalidInput(path.join('.') || 'body', issue.message)
 }
 
 async function jsonBody(request: Request): Promise<unknown> {
@@ -74,6 +76,8 @@ export function engineApi(engine: MatchingEngine): Hono {
   })
   app.get('/orders', (c) => {
     const q = parse(CancelQuery, c.req.query())
+    if ((q.orderId === undefined) === (q.clientOrderId === undefined))
+      throw invalidInput('orderId', 'send exactly one of orderId and clientOrderId')
     const order = engine.order(q.userId, q)
     if (order === undefined) throw new BourseError('not_found', 'Order does not exist.', { field: 'orderId' })
     return c.json(order)
