@@ -21,11 +21,11 @@ import type { Logger } from '../../lib/log.ts'
 import { Counter, Histogram, type Registry } from '../../lib/metrics.ts'
 import { formatDecimal } from '../../lib/money.ts'
 import type { TradeEvent } from '../engine/events.ts'
+import { SymbolAggregator } from './aggregator.ts'
 import { migrateAnalytics, TradeWriter } from './clickhouse.ts'
-import { bucketStart, INTERVALS, type Interval } from './intervals.ts'
+import { bucketStart } from './intervals.ts'
 import { channels, DEDUP_TTL_MS, keys, klineIndexCap, klineTtlMs, RECENT_TRADES } from './keys.ts'
 import {
-  applyTrade,
   type Kline,
   klineFromHash,
   klineToHash,
@@ -35,7 +35,7 @@ import {
   tradeFromEvent,
 } from './klines.ts'
 import { cacheMarketStore, type MarketStore, type WriteOp } from './store.ts'
-import { RollingTicker, type Ticker24h, WINDOW_MINUTES } from './ticker.ts'
+import { type Ticker24h, WINDOW_MINUTES } from './ticker.ts'
 
 export interface MarketDataHandlerOptions {
   bus: Bus
@@ -63,8 +63,6 @@ export interface MarketDataHandler {
 }
 
 const MINUTE = 60_000
-/** Buckets kept in memory per interval besides the ticker's minutes. */
-const CACHED_BUCKETS = 4
 /** Minutes of trade ids kept in memory (a trade later than that is checked against Redis). */
 const CACHED_ID_MINUTES = 30
 /** Trades of one symbol committed together at most. */
@@ -73,9 +71,9 @@ const MAX_CONFLICTS = 20
 
 interface SymbolState {
   revision: number
-  klines: Map<Interval, Map<number, Kline>>
+  aggregator: SymbolAggregator
+  /** Ids of the trades counted, by minute, for the minutes loaded. */
   ids: Map<number, Set<string>>
-  ticker: RollingTicker
 }
 
 interface Item {
@@ -156,9 +154,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
     const minutes = (
       await Promise.all(inWindow.map((t) => cache.hashGetAll(keys.kline(symbol, '1m', t))))
     ).flatMap((hash) => klineFromHash(hash) ?? [])
-    const klines = new Map<Interval, Map<number, Kline>>(INTERVALS.map((i) => [i, new Map()]))
-    for (const k of minutes) klines.get('1m')!.set(k.openTime, k)
-    return { revision, klines, ids: new Map(), ticker: new RollingTicker(symbol, minutes) }
+    return { revision, aggregator: new SymbolAggregator(symbol, minutes), ids: new Map() }
   }
 
   /** Loads from Redis what the trades will touch and the state does not hold yet. */
@@ -175,18 +171,14 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
           }),
         )
       }
-      for (const interval of INTERVALS) {
-        const start = bucketStart(interval, trade.time)
-        const cached = state.klines.get(interval)!
-        if (cached.has(start) || asked.has(`${interval}:${start}`)) continue
-        asked.add(`${interval}:${start}`)
-        loads.push(
-          cache.hashGetAll(keys.kline(symbol, interval, start)).then((hash) => {
-            const k = klineFromHash(hash)
-            if (k !== undefined) cached.set(start, k)
-          }),
-        )
-      }
+    }
+    for (const { interval, openTime } of state.aggregator.missing(trades)) {
+      loads.push(
+        cache.hashGetAll(keys.kline(symbol, interval, openTime)).then((hash) => {
+          const k = klineFromHash(hash)
+          if (k !== undefined) state.aggregator.put(k)
+        }),
+      )
     }
     await Promise.all(loads)
   }
@@ -194,8 +186,6 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
   /** Applies the trades to the state in memory and returns what to write and publish; undefined when all were duplicates. */
   function apply(symbol: string, state: SymbolState, trades: readonly Trade[]) {
     const fresh: Trade[] = []
-    const touched = new Map<string, Kline>()
-    const created: Kline[] = []
     const newIds = new Map<number, string[]>()
     for (const trade of trades) {
       const minute = bucketStart('1m', trade.time)
@@ -207,24 +197,11 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
       added.push(id)
       newIds.set(minute, added)
       fresh.push(trade)
-      let minuteKline: Kline | undefined
-      for (const interval of INTERVALS) {
-        const cached = state.klines.get(interval)!
-        const start = bucketStart(interval, trade.time)
-        const before = cached.get(start)
-        const k = applyTrade(before, interval, trade)
-        if (before === undefined) {
-          cached.set(start, k)
-          created.push(k)
-        }
-        touched.set(`${interval}:${start}`, k)
-        if (interval === '1m') minuteKline = k
-      }
-      state.ticker.add(trade, minuteKline!)
     }
     if (fresh.length === 0) return undefined
+    const { touched, created } = state.aggregator.apply(fresh)
     const ops: WriteOp[] = []
-    for (const k of touched.values()) {
+    for (const k of touched) {
       const key = keys.kline(symbol, k.interval, k.openTime)
       ops.push({ op: 'hset', key, fields: klineToHash(k) })
       const ttlMs = klineTtlMs(k.interval)
@@ -243,7 +220,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
       ops.push({ op: 'hset', key, fields: Object.fromEntries(ids.map((id) => [id, '1'])) })
       ops.push({ op: 'expire', key, ttlMs: DEDUP_TTL_MS })
     }
-    const ticker = state.ticker.snapshot()
+    const ticker = state.aggregator.ticker.snapshot()
     if (ticker !== undefined) {
       ops.push({
         op: 'hset',
@@ -265,20 +242,12 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
     )
     for (const value of tradeJson)
       ops.push({ op: 'push', key: keys.trades(symbol), value, maxLen: RECENT_TRADES })
-    return { fresh, ops, touched: [...touched.values()], ticker }
+    return { fresh, ops, touched, ticker }
   }
 
   /** Keeps the state small: recent buckets per interval, the ticker's minutes, recent trade-id sets. */
   function trim(state: SymbolState): void {
-    for (const [interval, cached] of state.klines) {
-      if (interval === '1m') {
-        const oldest = state.ticker.endMinute - WINDOW_MINUTES * MINUTE
-        for (const start of cached.keys()) if (start <= oldest) cached.delete(start)
-      } else if (cached.size > CACHED_BUCKETS) {
-        const starts = [...cached.keys()].sort((a, b) => b - a)
-        for (const start of starts.slice(CACHED_BUCKETS)) cached.delete(start)
-      }
-    }
+    state.aggregator.trim()
     if (state.ids.size > CACHED_ID_MINUTES) {
       const minutes = [...state.ids.keys()].sort((a, b) => b - a)
       for (const minute of minutes.slice(CACHED_ID_MINUTES)) state.ids.delete(minute)

@@ -121,25 +121,29 @@ export function applyTrade(kline: Kline | undefined, interval: Interval, trade: 
 
 /** Merges k-lines of disjoint trade sets (e.g. 1m k-lines into an hour or a rolling day) into a new k-line. */
 export function mergeKlines(into: Kline, other: Kline): Kline {
-  const merged = { ...into }
-  if (other.high > merged.high) merged.high = other.high
-  if (other.low < merged.low) merged.low = other.low
-  if (other.firstId < merged.firstId) {
-    merged.firstId = other.firstId
-    merged.open = other.open
+  return mergeInto({ ...into }, other)
+}
+
+/** Adds the trades summed in `other` (disjoint from the target's) to `target`, in place, and returns it. */
+export function mergeInto(target: Kline, other: Kline): Kline {
+  if (other.high > target.high) target.high = other.high
+  if (other.low < target.low) target.low = other.low
+  if (other.firstId < target.firstId) {
+    target.firstId = other.firstId
+    target.open = other.open
   }
-  if (other.lastId > merged.lastId) {
-    merged.lastId = other.lastId
-    merged.close = other.close
-    merged.closeQty = other.closeQty
-    merged.closeTradeTime = other.closeTradeTime
+  if (other.lastId > target.lastId) {
+    target.lastId = other.lastId
+    target.close = other.close
+    target.closeQty = other.closeQty
+    target.closeTradeTime = other.closeTradeTime
   }
-  merged.volume += other.volume
-  merged.quoteVolume += other.quoteVolume
-  merged.takerBuyVolume += other.takerBuyVolume
-  merged.takerBuyQuoteVolume += other.takerBuyQuoteVolume
-  merged.count += other.count
-  return merged
+  target.volume += other.volume
+  target.quoteVolume += other.quoteVolume
+  target.takerBuyVolume += other.takerBuyVolume
+  target.takerBuyQuoteVolume += other.takerBuyQuoteVolume
+  target.count += other.count
+  return target
 }
 
 /**

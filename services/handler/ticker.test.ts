@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { formatDecimal, parseDecimal } from '../../lib/money.ts'
 import { bucketStart } from './intervals.ts'
-import { aggregate, applyTrade, type Kline, SCALE, type Trade } from './klines.ts'
+import { aggregate, applyTrade, type Kline, newKline, SCALE, type Trade } from './klines.ts'
 import { RollingTicker, tickerFromKlines } from './ticker.ts'
 
 const MIN = 60_000
@@ -33,7 +33,7 @@ function feed(ticker: RollingTicker, trades: Trade[], minutes = new Map<number, 
     const start = bucketStart('1m', t.time)
     const k = applyTrade(minutes.get(start), '1m', t)
     minutes.set(start, k)
-    ticker.add(t, k)
+    ticker.add(newKline('1m', t), k)
   }
 }
 

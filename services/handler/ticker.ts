@@ -7,7 +7,7 @@
  */
 import { div, formatDecimal } from '../../lib/money.ts'
 import { bucketStart } from './intervals.ts'
-import { type Kline, mergeKlines, SCALE, type Trade } from './klines.ts'
+import { type Kline, mergeKlines, SCALE } from './klines.ts'
 
 export const WINDOW_MINUTES = 1440
 const MINUTE = 60_000
@@ -75,8 +75,9 @@ function render(symbol: string, total: Kline, windowStart: number): Ticker24h {
 }
 
 /**
- * The rolling ticker of one symbol over the 1m k-lines it is given. The caller applies each new trade to its
- * 1m k-line first (dropping duplicates), then calls `add` with both; the ticker keeps a reference to the k-line.
+ * The rolling ticker of one symbol over the 1m k-lines it is given. The caller merges new trades (duplicates
+ * dropped) into their 1m k-line first, then calls `add` with their sum and the k-line; the ticker keeps a
+ * reference to the k-line.
  */
 export class RollingTicker {
   readonly symbol: string
@@ -116,10 +117,11 @@ export class RollingTicker {
   }
 
   /**
-   * Counts `trade`, already applied to `minuteKline` (its 1m k-line). Returns false when the trade is older
-   * than the window. A trade in a newer minute moves the window forward.
+   * Counts the trades summed in `delta` (new trades of one minute, already merged into `minuteKline`, that
+   * minute's 1m k-line). Returns false when the minute is older than the window. A newer minute moves the
+   * window forward.
    */
-  add(trade: Trade, minuteKline: Kline): boolean {
+  add(delta: Kline, minuteKline: Kline): boolean {
     const minute = minuteKline.openTime
     if (minute <= this.#endMinute - WINDOW_MS) return false
     this.#minutes.set(minute, minuteKline)
@@ -132,25 +134,23 @@ export class RollingTicker {
       this.#total = { ...minuteKline }
       return true
     }
-    t.volume += trade.qty
-    t.quoteVolume += trade.quoteQty
-    if (!trade.buyerIsMaker) {
-      t.takerBuyVolume += trade.qty
-      t.takerBuyQuoteVolume += trade.quoteQty
-    }
-    t.count++
+    t.volume += delta.volume
+    t.quoteVolume += delta.quoteVolume
+    t.takerBuyVolume += delta.takerBuyVolume
+    t.takerBuyQuoteVolume += delta.takerBuyQuoteVolume
+    t.count += delta.count
     if (this.#stale) return true
-    if (trade.price > t.high) t.high = trade.price
-    if (trade.price < t.low) t.low = trade.price
-    if (trade.id < t.firstId) {
-      t.firstId = trade.id
-      t.open = trade.price
+    if (delta.high > t.high) t.high = delta.high
+    if (delta.low < t.low) t.low = delta.low
+    if (delta.firstId < t.firstId) {
+      t.firstId = delta.firstId
+      t.open = delta.open
     }
-    if (trade.id > t.lastId) {
-      t.lastId = trade.id
-      t.close = trade.price
-      t.closeQty = trade.qty
-      t.closeTradeTime = trade.time
+    if (delta.lastId > t.lastId) {
+      t.lastId = delta.lastId
+      t.close = delta.close
+      t.closeQty = delta.closeQty
+      t.closeTradeTime = delta.closeTradeTime
     }
     return true
   }
