@@ -249,3 +249,38 @@ export const outbox = pgTable(
     index('outbox_unsent').on(t.id).where(sql`${t.sentAt} is null`),
   ],
 )
+
+/**
+ * API keys for the Binance-compatible API. An HMAC key keeps its secret encrypted (AES-256-GCM under a key
+ * from the gateway's config) because verifying a signature needs the secret itself; an Ed25519 key keeps
+ * only the public key. `allowedIps` empty means any address.
+ */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    userId: bigint('user_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => users.id),
+    /** What the client sends in X-MBX-APIKEY. */
+    apiKey: text('api_key').notNull().unique(),
+    kind: text('kind', { enum: ['HMAC', 'ED25519'] }).notNull(),
+    /** HMAC only: base64 of iv ‖ tag ‖ ciphertext. */
+    secretEncrypted: text('secret_encrypted'),
+    /** Ed25519 only: the public key, PEM (SPKI). */
+    publicKey: text('public_key'),
+    label: text('label').notNull().default(''),
+    canRead: boolean('can_read').notNull().default(true),
+    canTrade: boolean('can_trade').notNull().default(false),
+    allowedIps: text('allowed_ips').array().notNull().default(sql`'{}'::text[]`),
+    createdAt: createdAt(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('api_keys_user').on(t.userId),
+    check(
+      'api_keys_material',
+      sql`(${t.kind} = 'HMAC' and ${t.secretEncrypted} is not null) or (${t.kind} = 'ED25519' and ${t.publicKey} is not null)`,
+    ),
+  ],
+)

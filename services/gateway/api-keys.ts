@@ -1,0 +1,193 @@
+/**
+ * API keys: created for a user (HMAC with a generated secret, or Ed25519 with the client's public key), looked
+ * up by the X-MBX-APIKEY value, and used to verify request signatures. HMAC secrets are stored encrypted with
+ * AES-256-GCM under the gateway's key-encryption key and decrypted only in memory to verify; they are never
+ * logged. A short in-process cache keeps key lookups off Postgres on every request.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createPublicKey,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+  verify,
+} from 'node:crypto'
+import { eq } from 'drizzle-orm'
+import type { Executor } from '../../adapters/db/database.ts'
+import { apiKeys } from '../../adapters/db/schema.ts'
+import { BourseError, invalidInput } from '../../lib/errors.ts'
+
+export type ApiKeyKind = 'HMAC' | 'ED25519'
+
+export interface ApiKeyRecord {
+  id: bigint
+  userId: bigint
+  apiKey: string
+  kind: ApiKeyKind
+  canRead: boolean
+  canTrade: boolean
+  allowedIps: readonly string[]
+  /** True when `signature` is valid for `payload` under this key. */
+  verify(payload: string, signature: string): boolean
+}
+
+export interface CreateApiKey {
+  userId: bigint
+  kind: ApiKeyKind
+  /** Ed25519: the client's public key, PEM (SPKI). */
+  publicKey?: string
+  label?: string
+  canRead?: boolean
+  canTrade?: boolean
+  allowedIps?: readonly string[]
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+
+/** 64 characters of [A-Za-z0-9], the shape of a Binance API key and secret. */
+function randomToken(length = 64): string {
+  const bytes = randomBytes(length * 2)
+  let out = ''
+  for (const b of bytes) {
+    if (b >= 248) continue // 248 = 62 * 4: keeps the choice uniform
+    out += ALNUM[b % 62]
+    if (out.length === length) return out
+  }
+  return out + randomToken(length - out.length)
+}
+
+/** The 32-byte key-encryption key from config: 64 hex characters or base64 of 32 bytes. */
+export function parseEncryptionKey(text: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64')
+  if (key.length !== 32)
+    throw invalidInput('encryptionKey', 'expected 32 bytes as 64 hex or base64 characters')
+  return key
+}
+
+export function encryptSecret(secret: string, key: Buffer): string {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  const ciphertext = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()])
+  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]).toString('base64')
+}
+
+export function decryptSecret(stored: string, key: Buffer): string {
+  const raw = Buffer.from(stored, 'base64')
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
+  decipher.setAuthTag(raw.subarray(12, 28))
+  return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
+}
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$/
+
+/**
+ * Creates a key. Returns the API key and, for HMAC, the secret: shown once, stored only encrypted.
+ * `allowedIps` are exact IPv4/IPv6 addresses; empty allows any.
+ */
+export async function createApiKey(
+  db: Executor,
+  encryptionKey: Buffer,
+  input: CreateApiKey,
+): Promise<{ apiKey: string; secretKey?: string }> {
+  for (const ip of input.allowedIps ?? []) {
+    if (!IPV4.test(ip) && !(ip.includes(':') && /^[0-9a-fA-F:.]+$/.test(ip)))
+      throw invalidInput('allowedIps', `"${ip}" is not an IP address`)
+  }
+  const apiKey = randomToken()
+  const common = {
+    userId: input.userId,
+    apiKey,
+    kind: input.kind,
+    label: input.label ?? '',
+    canRead: input.canRead ?? true,
+    canTrade: input.canTrade ?? false,
+    allowedIps: [...(input.allowedIps ?? [])],
+  }
+  if (input.kind === 'HMAC') {
+    const secretKey = randomToken()
+    await db.insert(apiKeys).values({ ...common, secretEncrypted: encryptSecret(secretKey, encryptionKey) })
+    return { apiKey, secretKey }
+  }
+  if (input.publicKey === undefined) throw invalidInput('publicKey', 'an Ed25519 key needs its public key')
+  let key: KeyObject
+  try {
+    key = createPublicKey(input.publicKey)
+  } catch {
+    throw invalidInput('publicKey', 'expected an Ed25519 public key in PEM')
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw invalidInput('publicKey', 'expected an Ed25519 public key')
+  const pem = key.export({ type: 'spki', format: 'pem' }).toString()
+  await db.insert(apiKeys).values({ ...common, publicKey: pem })
+  return { apiKey }
+}
+
+export async function revokeApiKey(db: Executor, apiKey: string): Promise<void> {
+  await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.apiKey, apiKey))
+}
+
+/** Finds keys by their X-MBX-APIKEY value, with a short cache (a revoked key stops working within `ttlMs`). */
+export class ApiKeyStore {
+  private readonly db: Executor
+  private readonly encryptionKey: Buffer
+  private readonly ttlMs: number
+  private readonly cache = new Map<string, { record: ApiKeyRecord | null; expiresAt: number }>()
+
+  constructor(db: Executor, encryptionKey: Buffer, ttlMs = 5000) {
+    this.db = db
+    this.encryptionKey = encryptionKey
+    this.ttlMs = ttlMs
+  }
+
+  async find(apiKey: string): Promise<ApiKeyRecord | null> {
+    const now = Date.now()
+    const hit = this.cache.get(apiKey)
+    if (hit !== undefined && hit.expiresAt > now) return hit.record
+    const [row] = await this.db.select().from(apiKeys).where(eq(apiKeys.apiKey, apiKey))
+    const record = row === undefined || row.revokedAt !== null ? null : this.toRecord(row)
+    if (this.cache.size > 10_000) this.cache.clear()
+    this.cache.set(apiKey, { record, expiresAt: now + this.ttlMs })
+    return record
+  }
+
+  private toRecord(row: typeof apiKeys.$inferSelect): ApiKeyRecord {
+    const base = {
+      id: row.id,
+      userId: row.userId,
+      apiKey: row.apiKey,
+      kind: row.kind,
+      canRead: row.canRead,
+      canTrade: row.canTrade,
+      allowedIps: row.allowedIps,
+    }
+    if (row.kind === 'HMAC') {
+      let secret: Buffer
+      try {
+        secret = Buffer.from(decryptSecret(row.secretEncrypted!, this.encryptionKey), 'utf8')
+      } catch (err) {
+        throw new BourseError('internal', 'an API secret could not be decrypted: wrong key-encryption key?', {
+          cause: err,
+        })
+      }
+      return {
+        ...base,
+        verify(payload, signature) {
+          // HMAC signatures are hex and not case-sensitive.
+          if (!/^[0-9a-fA-F]{64}$/.test(signature)) return false
+          const expected = createHmac('sha256', secret).update(payload).digest()
+          return timingSafeEqual(expected, Buffer.from(signature, 'hex'))
+        },
+      }
+    }
+    const publicKey = createPublicKey(row.publicKey!)
+    return {
+      ...base,
+      verify(payload, signature) {
+        const sig = Buffer.from(signature, 'base64')
+        if (sig.length !== 64) return false
+        return verify(null, Buffer.from(payload, 'utf8'), publicKey, sig)
+      },
+    }
+  }
+}

@@ -1,0 +1,630 @@
+/**
+ * The Binance-compatible API end to end through app.request: PGlite, the in-process engine behind the
+ * EngineClient's in-process transport, and the in-process cache. Every answer is checked against Binance's
+ * documented codes and messages.
+ */
+import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
+import type { Hono } from 'hono'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPubSubCache, InProcessRedis } from '../../../adapters/pubsub/index.ts'
+import { createLogger } from '../../../lib/log.ts'
+import type { MatchingEngine } from '../../engine/engine.ts'
+import { type MarketFixture, marketFixture } from '../../engine/testing.ts'
+import { createApiKey, revokeApiKey } from '../api-keys.ts'
+import { createGatewayApp } from '../app.ts'
+import { EngineClient } from '../engine-client.ts'
+
+const encryptionKey = Buffer.alloc(32, 7)
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field against Binance's shapes
+type Answer = any
+
+interface Credentials {
+  apiKey: string
+  secretKey?: string
+  privateKey?: KeyObject
+}
+
+let fx: MarketFixture
+let engine: MatchingEngine
+let app: Hono
+let clock = 0
+let alice: bigint
+let bob: bigint
+let aliceKey: Credentials
+let bobKey: Credentials
+let readOnly: Credentials
+let ipBound: Credentials
+
+beforeAll(async () => {
+  fx = await marketFixture('pglite')
+  engine = await fx.engine()
+  alice = await fx.trader('alice', { USDT: '10000' })
+  bob = await fx.trader('bob', { BTC: '10' })
+  const db = fx.database.db
+  aliceKey = await createApiKey(db, encryptionKey, { userId: alice, kind: 'HMAC', canTrade: true })
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+  const bobPublic = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  bobKey = {
+    ...(await createApiKey(db, encryptionKey, {
+      userId: bob,
+      kind: 'ED25519',
+      publicKey: bobPublic,
+      canTrade: true,
+    })),
+    privateKey,
+  }
+  readOnly = await createApiKey(db, encryptionKey, { userId: alice, kind: 'HMAC' })
+  ipBound = await createApiKey(db, encryptionKey, {
+    userId: alice,
+    kind: 'HMAC',
+    canTrade: true,
+    allowedIps: ['10.1.2.3'],
+  })
+  app = createGatewayApp({
+    db,
+    engines: new Map([['BTCUSDT', EngineClient.inProcess(engine)]]),
+    cache: createPubSubCache({ kind: 'memory', server: new InProcessRedis() }),
+    config: {
+      keyEncryptionKey: encryptionKey,
+      weightPerMinute: 6000,
+      rejectionsBeforeBan: 2,
+      trustProxy: true,
+    },
+    log: createLogger('gateway-test', { level: 'silent' }),
+    now: () => (clock === 0 ? Date.now() : clock),
+  })
+})
+
+afterAll(async () => {
+  await fx?.close()
+})
+
+let ipCounter = 0
+/** Each test speaks from its own address, so the weight limit of one never spills into another. */
+function freshIp(): string {
+  ipCounter++
+  return `192.0.2.${ipCounter}`
+}
+
+function signPayload(creds: Credentials, payload: string): string {
+  if (creds.secretKey !== undefined)
+    return createHmac('sha256', creds.secretKey).update(payload).digest('hex')
+  return sign(null, Buffer.from(payload), creds.privateKey!).toString('base64')
+}
+
+async function signed(
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  params: Record<string, string>,
+  creds: Credentials,
+  options: { inBody?: boolean; ip?: string; timestamp?: number; tamper?: boolean } = {},
+) {
+  const all = new URLSearchParams({ ...params, timestamp: String(options.timestamp ?? Date.now()) })
+  const payload = all.toString()
+  let signature = signPayload(creds, payload)
+  if (options.tamper) signature = signPayload(creds, `${payload}&x=1`)
+  const signedQuery = `${payload}&signature=${encodeURIComponent(signature)}`
+  const headers: Record<string, string> = {
+    'X-MBX-APIKEY': creds.apiKey,
+    'X-Forwarded-For': options.ip ?? freshIp(),
+  }
+  const response = options.inBody
+    ? await app.request(path, {
+        method,
+        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+        body: signedQuery,
+      })
+    : await app.request(`${path}?${signedQuery}`, { method, headers })
+  return { status: response.status, headers: response.headers, body: (await response.json()) as Answer }
+}
+
+async function publicGet(path: string, ip = freshIp()) {
+  const response = await app.request(path, { headers: { 'X-Forwarded-For': ip } })
+  return { status: response.status, headers: response.headers, body: (await response.json()) as Answer }
+}
+
+const limit = (
+  side: 'BUY' | 'SELL',
+  price: string,
+  quantity: string,
+  extra: Record<string, string> = {},
+) => ({
+  symbol: 'BTCUSDT',
+  side,
+  type: 'LIMIT',
+  timeInForce: 'GTC',
+  price,
+  quantity,
+  ...extra,
+})
+
+describe('public endpoints', () => {
+  it('answers ping and time', async () => {
+    expect(await publicGet('/api/v3/ping')).toMatchObject({ status: 200, body: {} })
+    const before = Date.now()
+    const { body, headers } = await publicGet('/api/v3/time')
+    expect(body.serverTime).toBeGreaterThanOrEqual(before)
+    expect(headers.get('X-MBX-USED-WEIGHT-1M')).toBe('1')
+  })
+
+  it('describes the market with its filters in exchangeInfo', async () => {
+    const { body, headers } = await publicGet('/api/v3/exchangeInfo')
+    expect(headers.get('X-MBX-USED-WEIGHT-1M')).toBe('20')
+    expect(body.timezone).toBe('UTC')
+    expect(body.rateLimits).toEqual([
+      { rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 6000 },
+    ])
+    const [symbol] = body.symbols
+    expect(symbol).toMatchObject({
+      symbol: 'BTCUSDT',
+      status: 'TRADING',
+      baseAsset: 'BTC',
+      quoteAsset: 'USDT',
+      baseAssetPrecision: 8,
+      orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET'],
+      quoteOrderQtyMarketAllowed: true,
+      permissionSets: [['SPOT']],
+      defaultSelfTradePreventionMode: 'EXPIRE_MAKER',
+      allowedSelfTradePreventionModes: ['NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'],
+    })
+    expect(symbol.filters[0]).toMatchObject({
+      filterType: 'PRICE_FILTER',
+      minPrice: '0.01000000',
+      tickSize: '0.01000000',
+    })
+    expect(symbol.filters[1]).toMatchObject({
+      filterType: 'LOT_SIZE',
+      minQty: '0.00100000',
+      stepSize: '0.00100000',
+    })
+    expect(symbol.filters[2]).toMatchObject({ filterType: 'NOTIONAL', minNotional: '1.00000000' })
+    expect((await publicGet('/api/v3/exchangeInfo?symbol=BTCUSDT')).body.symbols).toHaveLength(1)
+    expect((await publicGet('/api/v3/exchangeInfo?symbols=%5B%22BTCUSDT%22%5D')).body.symbols).toHaveLength(1)
+    expect(await publicGet('/api/v3/exchangeInfo?symbol=NOPE')).toMatchObject({
+      status: 400,
+      body: { code: -1121, msg: 'Invalid symbol.' },
+    })
+  })
+
+  it('names a missing symbol and refuses an unknown one on depth', async () => {
+    expect((await publicGet('/api/v3/depth')).body).toEqual({
+      code: -1102,
+      msg: "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+    })
+    expect((await publicGet('/api/v3/depth?symbol=ETHUSDT')).body).toEqual({
+      code: -1121,
+      msg: 'Invalid symbol.',
+    })
+  })
+})
+
+describe('signed requests', () => {
+  it('refuses a request without an API key, or with one it does not know', async () => {
+    const none = await app.request('/api/v3/account?timestamp=1&signature=ab')
+    expect(none.status).toBe(401)
+    expect(await none.json()).toEqual({ code: -2014, msg: 'API-key format invalid.' })
+    const unknown = await signed('GET', '/api/v3/account', {}, { apiKey: 'x'.repeat(64), secretKey: 's' })
+    expect(unknown).toMatchObject({
+      status: 401,
+      body: { code: -2015, msg: 'Invalid API-key, IP, or permissions for action.' },
+    })
+  })
+
+  it('refuses a bad signature and a missing one', async () => {
+    expect(await signed('GET', '/api/v3/account', {}, aliceKey, { tamper: true })).toMatchObject({
+      status: 400,
+      body: { code: -1022, msg: 'Signature for this request is not valid.' },
+    })
+    expect(await signed('GET', '/api/v3/account', {}, bobKey, { tamper: true })).toMatchObject({
+      body: { code: -1022 },
+    })
+    const response = await app.request(`/api/v3/account?timestamp=${Date.now()}`, {
+      headers: { 'X-MBX-APIKEY': aliceKey.apiKey },
+    })
+    expect(await response.json()).toEqual({
+      code: -1102,
+      msg: "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
+    })
+  })
+
+  it('refuses a timestamp outside the recvWindow, one ahead of the server, and a recvWindow over 60000', async () => {
+    expect(
+      await signed('GET', '/api/v3/account', {}, aliceKey, { timestamp: Date.now() - 6000 }),
+    ).toMatchObject({
+      status: 400,
+      body: { code: -1021, msg: 'Timestamp for this request is outside of the recvWindow.' },
+    })
+    const wide = await signed('GET', '/api/v3/account', { recvWindow: '10000' }, aliceKey, {
+      timestamp: Date.now() - 6000,
+    })
+    expect(wide.status).toBe(200)
+    expect(
+      await signed('GET', '/api/v3/account', {}, aliceKey, { timestamp: Date.now() + 5000 }),
+    ).toMatchObject({
+      body: { code: -1021, msg: "Timestamp for this request was 1000ms ahead of the server's time." },
+    })
+    expect(await signed('GET', '/api/v3/account', { recvWindow: '60001' }, aliceKey)).toMatchObject({
+      body: { code: -1102, msg: "'recvWindow' contains unexpected value. Cannot be greater than 60000." },
+    })
+  })
+
+  it('refuses trading with a read-only key and a key used from an address it is not bound to', async () => {
+    expect(await signed('POST', '/api/v3/order', limit('BUY', '100', '0.1'), readOnly)).toMatchObject({
+      status: 401,
+      body: { code: -2015, msg: 'Invalid API-key, IP, or permissions for action.' },
+    })
+    expect((await signed('GET', '/api/v3/account', {}, readOnly)).status).toBe(200)
+    expect(await signed('GET', '/api/v3/account', {}, ipBound, { ip: '10.9.9.9' })).toMatchObject({
+      status: 401,
+      body: { code: -2015 },
+    })
+    expect((await signed('GET', '/api/v3/account', {}, ipBound, { ip: '10.1.2.3' })).status).toBe(200)
+  })
+
+  it('refuses a revoked key', async () => {
+    const key = await createApiKey(fx.database.db, encryptionKey, { userId: alice, kind: 'HMAC' })
+    await revokeApiKey(fx.database.db, key.apiKey)
+    expect((await signed('GET', '/api/v3/account', {}, key)).body.code).toBe(-2015)
+  })
+})
+
+describe('orders', () => {
+  it('places, queries and cancels a LIMIT order signed with HMAC, parameters in the body', async () => {
+    const placed = await signed(
+      'POST',
+      '/api/v3/order',
+      limit('BUY', '100', '0.5', { newClientOrderId: 'a-1' }),
+      aliceKey,
+      {
+        inBody: true,
+      },
+    )
+    expect(placed.status).toBe(200)
+    expect(placed.body).toMatchObject({
+      symbol: 'BTCUSDT',
+      orderListId: -1,
+      clientOrderId: 'a-1',
+      price: '100.00',
+      origQty: '0.500',
+      executedQty: '0.000',
+      status: 'NEW',
+      timeInForce: 'GTC',
+      type: 'LIMIT',
+      side: 'BUY',
+      selfTradePreventionMode: 'EXPIRE_MAKER',
+      fills: [],
+    })
+    expect(typeof placed.body.orderId).toBe('number')
+    const query = await signed(
+      'GET',
+      '/api/v3/order',
+      { symbol: 'BTCUSDT', origClientOrderId: 'a-1' },
+      aliceKey,
+    )
+    expect(query.body).toMatchObject({
+      orderId: placed.body.orderId,
+      status: 'NEW',
+      isWorking: true,
+      price: '100.00',
+    })
+    const open = await signed('GET', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
+    expect(open.body.map((o: { orderId: number }) => o.orderId)).toContain(placed.body.orderId)
+    const canceled = await signed(
+      'DELETE',
+      '/api/v3/order',
+      { symbol: 'BTCUSDT', orderId: String(placed.body.orderId) },
+      aliceKey,
+    )
+    expect(canceled.body).toMatchObject({
+      origClientOrderId: 'a-1',
+      status: 'CANCELED',
+      orderId: placed.body.orderId,
+    })
+    expect(
+      (
+        await signed(
+          'GET',
+          '/api/v3/order',
+          { symbol: 'BTCUSDT', orderId: String(placed.body.orderId) },
+          aliceKey,
+        )
+      ).body.status,
+    ).toBe('CANCELED')
+    expect(
+      await signed(
+        'DELETE',
+        '/api/v3/order',
+        { symbol: 'BTCUSDT', orderId: String(placed.body.orderId) },
+        aliceKey,
+      ),
+    ).toMatchObject({ status: 400, body: { code: -2011, msg: 'Unknown order sent.' } })
+    expect(
+      await signed('GET', '/api/v3/order', { symbol: 'BTCUSDT', orderId: '999999' }, aliceKey),
+    ).toMatchObject({
+      body: { code: -2013, msg: 'Order does not exist.' },
+    })
+  })
+
+  it('trades between an Ed25519-signed seller and an HMAC buyer: FULL fills, balances, allOrders, myTrades', async () => {
+    const before = await signed('GET', '/api/v3/account', {}, aliceKey)
+    const usdtBefore = before.body.balances.find((b: { asset: string }) => b.asset === 'USDT')
+    expect(usdtBefore).toEqual({ asset: 'USDT', free: '10000.00000000', locked: '0.00000000' })
+
+    const ask = await signed('POST', '/api/v3/order', limit('SELL', '200', '1'), bobKey, { inBody: true })
+    expect(ask.body).toMatchObject({ status: 'NEW', side: 'SELL' })
+    const depth = await publicGet('/api/v3/depth?symbol=BTCUSDT&limit=5')
+    expect(depth.body.asks).toEqual([['200.00', '1.000']])
+    expect(typeof depth.body.lastUpdateId).toBe('number')
+
+    const buy = await signed(
+      'POST',
+      '/api/v3/order',
+      { symbol: 'BTCUSDT', side: 'BUY', type: 'MARKET', quantity: '0.25' },
+      aliceKey,
+    )
+    expect(buy.body).toMatchObject({
+      status: 'FILLED',
+      type: 'MARKET',
+      executedQty: '0.250',
+      cummulativeQuoteQty: '50.00000',
+    })
+    expect(buy.body.fills).toEqual([
+      {
+        price: '200.00',
+        qty: '0.250',
+        commission: expect.any(String),
+        commissionAsset: 'BTC',
+        tradeId: expect.any(Number),
+      },
+    ])
+
+    const account = await signed('GET', '/api/v3/account', { omitZeroBalances: 'true' }, aliceKey)
+    expect(account.body).toMatchObject({
+      canTrade: true,
+      accountType: 'SPOT',
+      permissions: ['SPOT'],
+      uid: Number(alice),
+    })
+    const usdt = account.body.balances.find((b: { asset: string }) => b.asset === 'USDT')
+    expect(usdt).toEqual({ asset: 'USDT', free: '9950.00000000', locked: '0.00000000' })
+    const btc = account.body.balances.find((b: { asset: string }) => b.asset === 'BTC')
+    expect(btc.free).toBe('0.24950000') // 0.25 less the 0.2% taker fee
+    const bobAccount = await signed('GET', '/api/v3/account', {}, bobKey)
+    expect(bobAccount.body.balances.find((b: { asset: string }) => b.asset === 'BTC')).toEqual({
+      asset: 'BTC',
+      free: '9.00000000',
+      locked: '0.75000000',
+    })
+
+    const mine = await signed('GET', '/api/v3/myTrades', { symbol: 'BTCUSDT' }, aliceKey)
+    expect(mine.body).toEqual([
+      expect.objectContaining({
+        symbol: 'BTCUSDT',
+        orderId: buy.body.orderId,
+        price: '200.00',
+        qty: '0.250',
+        quoteQty: '50.00000',
+        commissionAsset: 'BTC',
+        isBuyer: true,
+        isMaker: false,
+        isBestMatch: true,
+      }),
+    ])
+    const bobs = await signed(
+      'GET',
+      '/api/v3/myTrades',
+      { symbol: 'BTCUSDT', orderId: String(ask.body.orderId) },
+      bobKey,
+    )
+    expect(bobs.body).toEqual([
+      expect.objectContaining({ isBuyer: false, isMaker: true, commissionAsset: 'USDT' }),
+    ])
+    const all = await signed('GET', '/api/v3/allOrders', { symbol: 'BTCUSDT' }, aliceKey)
+    const statuses = all.body.map((o: { status: string }) => o.status)
+    expect(statuses).toEqual(['CANCELED', 'FILLED'])
+    const fromId = await signed(
+      'GET',
+      '/api/v3/allOrders',
+      { symbol: 'BTCUSDT', orderId: String(buy.body.orderId) },
+      aliceKey,
+    )
+    expect(fromId.body).toHaveLength(1)
+
+    const cancelAll = await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)
+    expect(cancelAll.body).toEqual([
+      expect.objectContaining({ orderId: ask.body.orderId, status: 'CANCELED' }),
+    ])
+    expect(await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)).toMatchObject({
+      body: { code: -2011, msg: 'Unknown order sent.' },
+    })
+  })
+
+  it('answers ACK and RESULT response types and a MARKET order by quoteOrderQty', async () => {
+    await signed('POST', '/api/v3/order', limit('SELL', '300', '1'), bobKey)
+    const ack = await signed(
+      'POST',
+      '/api/v3/order',
+      limit('BUY', '100', '0.1', { newOrderRespType: 'ACK' }),
+      aliceKey,
+    )
+    expect(Object.keys(ack.body).sort()).toEqual([
+      'clientOrderId',
+      'orderId',
+      'orderListId',
+      'symbol',
+      'transactTime',
+    ])
+    const result = await signed(
+      'POST',
+      '/api/v3/order',
+      { symbol: 'BTCUSDT', side: 'BUY', type: 'MARKET', quoteOrderQty: '30', newOrderRespType: 'RESULT' },
+      aliceKey,
+    )
+    expect(result.body).toMatchObject({
+      status: 'FILLED',
+      executedQty: '0.100',
+      cummulativeQuoteQty: '30.00000',
+    })
+    expect(result.body.fills).toBeUndefined()
+    await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)
+    await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
+  })
+
+  it('validates an order without placing it on order/test', async () => {
+    const ok = await signed('POST', '/api/v3/order/test', limit('BUY', '100', '0.1'), aliceKey)
+    expect(ok).toMatchObject({ status: 200, body: {} })
+    expect((await signed('GET', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)).body).toEqual([])
+    expect(
+      (await signed('POST', '/api/v3/order/test', limit('BUY', '100.001', '0.1'), aliceKey)).body,
+    ).toEqual({
+      code: -1013,
+      msg: 'Filter failure: PRICE_FILTER',
+    })
+    const rates = await signed(
+      'POST',
+      '/api/v3/order/test',
+      limit('BUY', '100', '0.1', { computeCommissionRates: 'true' }),
+      aliceKey,
+    )
+    expect(rates.body.standardCommissionForOrder).toEqual({ maker: '0.00100000', taker: '0.00200000' })
+  })
+
+  it.each([
+    [limit('BUY', '100.001', '0.1'), -1013, 'Filter failure: PRICE_FILTER'],
+    [limit('BUY', '0', '0.1'), -1013, 'Filter failure: PRICE_FILTER'],
+    [limit('BUY', '100', '0.0001'), -1013, 'Filter failure: LOT_SIZE'],
+    [limit('BUY', '0.01', '0.001'), -1013, 'Filter failure: NOTIONAL'],
+    [limit('BUY', '1000', '100'), -2010, 'Account has insufficient balance for requested action.'],
+    [
+      limit('BUY', 'abc', '1'),
+      -1100,
+      "Illegal characters found in parameter 'price'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.",
+    ],
+    [
+      { ...limit('BUY', '100', '0.1'), timeInForce: '' },
+      -1102,
+      "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.",
+    ],
+    [
+      { ...limit('BUY', '100', '0.1'), quantity: '' },
+      -1102,
+      "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.",
+    ],
+    [{ ...limit('BUY', '100', '0.1'), side: 'UP' }, -1117, 'Invalid side.'],
+    [{ ...limit('BUY', '100', '0.1'), type: 'BEST' }, -1116, 'Invalid orderType.'],
+    [{ ...limit('BUY', '100', '0.1'), timeInForce: 'GTX' }, -1115, 'Invalid timeInForce.'],
+    [{ ...limit('BUY', '100', '0.1'), symbol: 'DOGEUSDT' }, -1121, 'Invalid symbol.'],
+    [
+      { ...limit('BUY', '100', '0.1'), type: 'STOP_LOSS_LIMIT' },
+      -2010,
+      'Stop loss limit orders are not supported for this symbol.',
+    ],
+    [
+      { ...limit('BUY', '100', '0.1'), newClientOrderId: 'a b' },
+      -1100,
+      "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[a-zA-Z0-9-_.]{1,36}$'.",
+    ],
+    [
+      { ...limit('BUY', '100', '0.1'), selfTradePreventionMode: 'DECREMENT' },
+      -1130,
+      "Data sent for parameter 'selfTradePreventionMode' is not valid.",
+    ],
+    [
+      { symbol: 'BTCUSDT', side: 'BUY', type: 'MARKET' },
+      -1102,
+      "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+    ],
+    [
+      { symbol: 'BTCUSDT', side: 'BUY', type: 'MARKET', quantity: '1', timeInForce: 'GTC' },
+      -1114,
+      'TimeInForce parameter sent when not required.',
+    ],
+    [
+      { symbol: 'BTCUSDT', side: 'BUY', type: 'MARKET', quantity: '1', price: '1' },
+      -1106,
+      "Parameter 'price' sent when not required.",
+    ],
+  ])('refuses %j with %i', async (params, code, msg) => {
+    const response = await signed('POST', '/api/v3/order', params as Record<string, string>, aliceKey)
+    expect(response.status).toBe(400)
+    expect(response.body).toEqual({ code, msg })
+  })
+
+  it('refuses a duplicate client order id among open orders and a LIMIT_MAKER that would take', async () => {
+    await signed('POST', '/api/v3/order', limit('SELL', '500', '0.1'), bobKey)
+    const first = await signed(
+      'POST',
+      '/api/v3/order',
+      limit('BUY', '100', '0.1', { newClientOrderId: 'dup' }),
+      aliceKey,
+    )
+    expect(first.status).toBe(200)
+    expect(
+      await signed(
+        'POST',
+        '/api/v3/order',
+        limit('BUY', '100', '0.1', { newClientOrderId: 'dup' }),
+        aliceKey,
+      ),
+    ).toMatchObject({
+      body: { code: -2010, msg: 'Duplicate order sent.' },
+    })
+    expect(
+      await signed(
+        'POST',
+        '/api/v3/order',
+        { symbol: 'BTCUSDT', side: 'BUY', type: 'LIMIT_MAKER', price: '500', quantity: '0.1' },
+        aliceKey,
+      ),
+    ).toMatchObject({ body: { code: -2010, msg: 'Order would immediately match and take.' } })
+    await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)
+    await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
+  })
+
+  it('refuses orders on a halted market with Binance\'s "Market is closed."', async () => {
+    await engine.submit({ kind: 'halt' })
+    try {
+      await new Promise((r) => setTimeout(r, 2100)) // the market directory's cache
+      expect(await signed('POST', '/api/v3/order', limit('BUY', '100', '0.1'), aliceKey)).toMatchObject({
+        body: { code: -2010, msg: 'Market is closed.' },
+      })
+      expect((await publicGet('/api/v3/exchangeInfo')).body.symbols[0].status).toBe('HALT')
+    } finally {
+      await engine.submit({ kind: 'resume' })
+    }
+  })
+})
+
+describe('rate limits', () => {
+  it('counts weight per IP, answers 429 with Retry-After past the limit, then 418 for a repeat offender', async () => {
+    const ip = '198.51.100.7'
+    const start = Date.UTC(2030, 0, 1, 0, 0, 10)
+    clock = start
+    try {
+      let last: Awaited<ReturnType<typeof publicGet>> | undefined
+      for (let i = 0; i < 300; i++) last = await publicGet('/api/v3/exchangeInfo', ip) // 20 × 300 = 6000
+      expect(last!.status).toBe(200)
+      expect(last!.headers.get('X-MBX-USED-WEIGHT-1M')).toBe('6000')
+      const limited = await publicGet('/api/v3/ping', ip)
+      expect(limited.status).toBe(429)
+      expect(limited.headers.get('Retry-After')).toBe('50')
+      expect(limited.body).toEqual({
+        code: -1003,
+        msg: 'Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.',
+      })
+      expect((await publicGet('/api/v3/ping', ip)).status).toBe(429)
+      const banned = await publicGet('/api/v3/ping', ip)
+      expect(banned.status).toBe(418)
+      expect(banned.headers.get('Retry-After')).toBe('120')
+      expect(banned.body).toEqual({
+        code: -1003,
+        msg: `Way too much request weight used; IP banned until ${start + 120_000}. Please use WebSocket Streams for live updates to avoid bans.`,
+      })
+      // Another address is not affected.
+      expect((await publicGet('/api/v3/ping', '198.51.100.8')).status).toBe(200)
+    } finally {
+      clock = 0
+    }
+  })
+})

@@ -1,0 +1,132 @@
+/**
+ * A Binance request's parameters and its security: parameters from the query string and/or an
+ * application/x-www-form-urlencoded body (the query string wins), the API key in X-MBX-APIKEY, the
+ * `signature` over the query string concatenated with the body, `timestamp` + `recvWindow`, key permissions
+ * and IP allow lists, each refused with Binance's code and message.
+ */
+import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
+import { BinanceError, errors } from './errors.ts'
+
+export class Params {
+  private readonly values: Map<string, string>
+  /** The signed payload: query string then body, each without its `signature` parameter. */
+  readonly payload: string
+
+  constructor(rawQuery: string, rawBody: string) {
+    const query = parsePairs(rawQuery)
+    const body = parsePairs(rawBody)
+    this.values = new Map(body)
+    for (const [k, v] of query) this.values.set(k, v)
+    this.payload = withoutSignature(rawQuery) + withoutSignature(rawBody)
+  }
+
+  get(name: string): string | undefined {
+    const v = this.values.get(name)
+    return v === undefined || v === '' ? undefined : v
+  }
+
+  /** Sent at all, even empty. */
+  sent(name: string): boolean {
+    return this.values.has(name)
+  }
+
+  required(name: string): string {
+    const v = this.get(name)
+    if (v === undefined) throw errors.mandatory(name)
+    return v
+  }
+
+  names(): string[] {
+    return [...this.values.keys()]
+  }
+}
+
+function parsePairs(raw: string): Map<string, string> {
+  const out = new Map<string, string>()
+  if (raw === '') return out
+  const params = new URLSearchParams(raw)
+  for (const key of new Set(params.keys())) {
+    const all = params.getAll(key)
+    if (all.length > 1) throw errors.duplicateParam()
+    out.set(key, all[0]!)
+  }
+  return out
+}
+
+function withoutSignature(raw: string): string {
+  if (raw === '') return ''
+  return raw
+    .split('&')
+    .filter((part) => !part.startsWith('signature='))
+    .join('&')
+}
+
+export async function readParams(request: Request): Promise<Params> {
+  const url = request.url
+  const q = url.indexOf('?')
+  const rawQuery = q === -1 ? '' : url.slice(q + 1)
+  let rawBody = ''
+  if (request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null) {
+    const type = request.headers.get('content-type') ?? ''
+    const text = await request.text()
+    if (text !== '') {
+      if (!type.startsWith('application/x-www-form-urlencoded') && type !== '') {
+        throw new BinanceError(-1013, 'Request body must be application/x-www-form-urlencoded.')
+      }
+      rawBody = text
+    }
+  }
+  return new Params(rawQuery, rawBody)
+}
+
+export type Security = 'NONE' | 'USER_DATA' | 'TRADE'
+
+const API_KEY_SHAPE = /^[A-Za-z0-9]{1,128}$/
+const MAX_RECV_WINDOW = 60_000
+
+/** Milliseconds, accepting microseconds as Binance does (a 16-digit timestamp). */
+function millis(text: string, name: string): number {
+  if (!/^\d{1,16}$/.test(text)) throw errors.illegalChars(name, '^[0-9]{1,16}$')
+  const n = Number(text)
+  return n >= 1e14 ? n / 1000 : n
+}
+
+/**
+ * Authenticates a SIGNED request: the key, its IP allow list and permission, the signature, then the
+ * timestamp against recvWindow (checked again just before the work is forwarded: see `checkWindow`).
+ */
+export async function authenticate(
+  request: Request,
+  params: Params,
+  security: Exclude<Security, 'NONE'>,
+  keys: ApiKeyStore,
+  ip: string,
+  now: () => number,
+): Promise<{ key: ApiKeyRecord; timestamp: number; recvWindow: number }> {
+  const header = request.headers.get('x-mbx-apikey')
+  if (header === null || !API_KEY_SHAPE.test(header)) throw errors.badApiKeyFormat()
+  const key = await keys.find(header)
+  if (key === null) throw errors.rejectedKey()
+  if (key.allowedIps.length > 0 && !key.allowedIps.includes(ip)) throw errors.rejectedKey()
+  if (security === 'TRADE' ? !key.canTrade : !key.canRead) throw errors.rejectedKey()
+
+  const timestamp = millis(params.required('timestamp'), 'timestamp')
+  let recvWindow = 5000
+  const rw = params.get('recvWindow')
+  if (rw !== undefined) {
+    if (!/^\d{1,10}(\.\d{1,3})?$/.test(rw))
+      throw errors.illegalChars('recvWindow', '^[0-9]{1,10}(\\.[0-9]{1,3})?$')
+    recvWindow = Number(rw)
+    if (recvWindow > MAX_RECV_WINDOW) throw errors.tooGreat('recvWindow', String(MAX_RECV_WINDOW))
+  }
+  const signature = params.required('signature')
+  // A '+' of a base64 signature sent without percent-encoding arrives as a space.
+  if (!key.verify(params.payload, signature.replaceAll(' ', '+'))) throw errors.badSignature()
+  checkWindow(timestamp, recvWindow, now())
+  return { key, timestamp, recvWindow }
+}
+
+export function checkWindow(timestamp: number, recvWindow: number, serverTime: number): void {
+  if (timestamp >= serverTime + 1000) throw errors.aheadOfServer()
+  if (serverTime - timestamp > recvWindow) throw errors.outsideRecvWindow()
+}

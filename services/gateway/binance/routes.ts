@@ -1,0 +1,730 @@
+/**
+ * Binance Spot REST API v3 on hono: the public endpoints (ping, time, exchangeInfo, depth) and the signed
+ * ones (order, order/test, cancel, query, openOrders, allOrders, myTrades, account). Paths, parameters,
+ * response shapes, weights and errors follow Binance's documentation (../shared/reference/binance).
+ * Orders go to the market's engine; what the engine has committed is read back from Postgres.
+ */
+import { randomBytes } from 'node:crypto'
+import { and, asc, desc, eq, gte, inArray, lte, or, type SQL } from 'drizzle-orm'
+import type { Context, Hono } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { Executor } from '../../../adapters/db/database.ts'
+import { orders, trades } from '../../../adapters/db/schema.ts'
+import { balancesOf } from '../../../ledger/ledger.ts'
+import { BourseError } from '../../../lib/errors.ts'
+import type { Logger } from '../../../lib/log.ts'
+import { formatDecimal, parseDecimal } from '../../../lib/money.ts'
+import type { Fill } from '../../engine/batch.ts'
+import type { OrderView } from '../../engine/events.ts'
+import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
+import type { EngineClient, PlaceOrder } from '../engine-client.ts'
+import { fixed, type MarketDirectory, type MarketInfo } from '../markets.ts'
+import { BinanceError, errors, fromBourse } from './errors.ts'
+import type { RateLimiter } from './rate-limit.ts'
+import { authenticate, checkWindow, type Params, readParams, type Security } from './request.ts'
+
+export interface BinanceDeps {
+  db: Executor
+  engines: ReadonlyMap<string, EngineClient>
+  markets: MarketDirectory
+  keys: ApiKeyStore
+  limiter: RateLimiter
+  clientIp: (c: Context) => string
+  now: () => number
+  log: Logger
+}
+
+interface Call {
+  c: Context
+  params: Params
+  /** The authenticated key of a SIGNED request. */
+  key: ApiKeyRecord
+  timestamp: number
+  recvWindow: number
+}
+
+type Weight = number | ((params: Params) => number)
+
+const DECIMAL = /^([0-9]{1,20})(\.[0-9]{1,20})?$/
+const DECIMAL_RANGE = '^([0-9]{1,20})(\\.[0-9]{1,20})?$'
+const CLIENT_ORDER_ID = /^[a-zA-Z0-9-_.]{1,36}$/
+const CLIENT_ORDER_ID_RANGE = '^[a-zA-Z0-9-_.]{1,36}$'
+const STP_MODES = ['NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'] as const
+const ORDER_TYPES = ['LIMIT', 'LIMIT_MAKER', 'MARKET'] as const
+const UNSUPPORTED_TYPES: Record<string, string> = {
+  STOP_LOSS: 'Stop loss orders are not supported for this symbol.',
+  STOP_LOSS_LIMIT: 'Stop loss limit orders are not supported for this symbol.',
+  TAKE_PROFIT: 'Take profit orders are not supported for this symbol.',
+  TAKE_PROFIT_LIMIT: 'Take profit limit orders are not supported for this symbol.',
+}
+const OPEN_STATUSES = ['NEW', 'PARTIALLY_FILLED'] as const
+const DAY_MS = 24 * 3600_000
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+
+export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
+  function route(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    security: Security,
+    weight: Weight,
+    handler: (call: Call) => Promise<unknown> | unknown,
+  ): void {
+    app.on(method, path, async (c) => {
+      try {
+        const params = await readParams(c.req.raw)
+        const ip = deps.clientIp(c)
+        const used = await deps.limiter.charge(ip, typeof weight === 'number' ? weight : weight(params))
+        c.header('X-MBX-USED-WEIGHT-1M', String(used))
+        let call: Call
+        if (security === 'NONE') {
+          call = { c, params, key: undefined as unknown as ApiKeyRecord, timestamp: 0, recvWindow: 0 }
+        } else {
+          const auth = await authenticate(c.req.raw, params, security, deps.keys, ip, deps.now)
+          call = { c, params, ...auth }
+        }
+        return c.json(await handler(call))
+      } catch (err) {
+        const error = toBinance(err, deps.log)
+        for (const [name, value] of Object.entries(error.headers)) c.header(name, value)
+        return c.json(error.toJSON(), error.status as ContentfulStatusCode)
+      }
+    })
+  }
+
+  async function market(params: Params): Promise<MarketInfo> {
+    const symbol = params.required('symbol')
+    const info = await deps.markets.get(symbol.toUpperCase())
+    if (info === undefined) throw errors.badSymbol()
+    return info
+  }
+
+  function engineOf(info: MarketInfo): EngineClient {
+    const engine = deps.engines.get(info.symbol)
+    if (engine === undefined) throw errors.disconnected()
+    return engine
+  }
+
+  // ---- General
+
+  route('GET', '/api/v3/ping', 'NONE', 1, () => ({}))
+  route('GET', '/api/v3/time', 'NONE', 1, () => ({ serverTime: deps.now() }))
+
+  route('GET', '/api/v3/exchangeInfo', 'NONE', 20, async ({ params }) => {
+    const directory = await deps.markets.directory()
+    let list = [...directory.markets.values()]
+    const symbol = params.get('symbol')
+    const symbols = params.get('symbols')
+    const symbolStatus = params.get('symbolStatus')
+    if (symbol !== undefined || symbols !== undefined) {
+      const wanted = symbol !== undefined ? [symbol] : parseSymbolList(symbols!, 'symbols')
+      list = wanted.map((s) => {
+        const info = directory.markets.get(s.toUpperCase())
+        if (info === undefined) throw errors.badSymbol()
+        return info
+      })
+    }
+    if (symbolStatus !== undefined) {
+      if (!['TRADING', 'HALT', 'BREAK'].includes(symbolStatus)) throw errors.invalidParam('symbolStatus')
+      list = list.filter((m) => binanceStatus(m) === symbolStatus)
+    }
+    return {
+      timezone: 'UTC',
+      serverTime: deps.now(),
+      rateLimits: [
+        {
+          rateLimitType: 'REQUEST_WEIGHT',
+          interval: 'MINUTE',
+          intervalNum: 1,
+          limit: deps.limiter.config.weightPerMinute,
+        },
+      ],
+      exchangeFilters: [],
+      symbols: list.map(symbolInfo),
+    }
+  })
+
+  // ---- Market data
+
+  route(
+    'GET',
+    '/api/v3/depth',
+    'NONE',
+    (p) => depthWeight(limitOf(p, 100, 5000, true)),
+    async ({ params }) => {
+      const info = await market(params)
+      const limit = limitOf(params, 100, 5000, true)
+      const depth = await engineCall(() => engineOf(info).depth(limit), 'query')
+      return { lastUpdateId: Number(depth.lastUpdateId), bids: depth.bids, asks: depth.asks }
+    },
+  )
+
+  // ---- Trading
+
+  route('POST', '/api/v3/order', 'TRADE', 1, async (call) => {
+    const info = await market(call.params)
+    const order = newOrder(call.params, info, call.key.userId)
+    checkWindow(call.timestamp, call.recvWindow, deps.now())
+    const placed = await engineCall(() => engineOf(info).place(order.request), 'place')
+    return orderResponse(info, placed.order, placed.fills, order.respType)
+  })
+
+  route('POST', '/api/v3/order/test', 'TRADE', 1, async (call) => {
+    const info = await market(call.params)
+    const order = newOrder(call.params, info, call.key.userId)
+    checkFilters(info, order.request)
+    const compute = call.params.get('computeCommissionRates')
+    if (compute !== undefined && compute !== 'true' && compute !== 'false')
+      throw errors.invalidParam('computeCommissionRates')
+    if (compute !== 'true') return {}
+    const rate = (r: string) => fixed(r, 8)
+    return {
+      standardCommissionForOrder: { maker: rate(info.makerFee), taker: rate(info.takerFee) },
+      specialCommissionForOrder: { maker: rate('0'), taker: rate('0') },
+      taxCommissionForOrder: { maker: rate('0'), taker: rate('0') },
+      discount: {
+        enabledForAccount: false,
+        enabledForSymbol: false,
+        discountAsset: 'BNB',
+        discount: rate('0'),
+      },
+    }
+  })
+
+  route('DELETE', '/api/v3/order', 'TRADE', 1, async (call) => {
+    const { params, key } = call
+    const info = await market(params)
+    const ref = orderRef(params)
+    const cancelRestrictions = params.get('cancelRestrictions')
+    if (
+      cancelRestrictions !== undefined &&
+      !['ONLY_NEW', 'ONLY_PARTIALLY_FILLED'].includes(cancelRestrictions)
+    )
+      throw new BinanceError(-1145, 'Invalid cancelRestrictions')
+    const newClientOrderId = clientOrderIdParam(params, 'newClientOrderId')
+    const engine = engineOf(info)
+    let target: { orderId?: bigint; clientOrderId?: string } = ref
+    if ((ref.orderId !== undefined && ref.clientOrderId !== undefined) || cancelRestrictions !== undefined) {
+      const open = await engineCall(() => engine.order(key.userId, ref), 'cancel')
+      if (ref.clientOrderId !== undefined && open.clientOrderId !== ref.clientOrderId)
+        throw errors.cancelRejected('Unknown order sent.')
+      if (
+        (cancelRestrictions === 'ONLY_NEW' && open.status !== 'NEW') ||
+        (cancelRestrictions === 'ONLY_PARTIALLY_FILLED' && open.status !== 'PARTIALLY_FILLED')
+      )
+        throw errors.cancelRejected('Order was not canceled due to cancel restrictions.')
+      target = { orderId: BigInt(open.orderId) }
+    }
+    checkWindow(call.timestamp, call.recvWindow, deps.now())
+    const canceled = await engineCall(() => engine.cancel(key.userId, target), 'cancel')
+    return cancelResponse(info, canceled, newClientOrderId ?? generatedId(), deps.now())
+  })
+
+  route('DELETE', '/api/v3/openOrders', 'TRADE', 1, async (call) => {
+    const info = await market(call.params)
+    checkWindow(call.timestamp, call.recvWindow, deps.now())
+    const canceled = await engineCall(() => engineOf(info).cancelAll(call.key.userId), 'cancel')
+    if (canceled.length === 0) throw errors.cancelRejected('Unknown order sent.')
+    const now = deps.now()
+    return canceled.map((o) => cancelResponse(info, o, generatedId(), now))
+  })
+
+  // ---- Account
+
+  route('GET', '/api/v3/order', 'USER_DATA', 4, async ({ params, key }) => {
+    const info = await market(params)
+    const ref = orderRef(params)
+    const conditions = [eq(orders.market, info.symbol), eq(orders.userId, key.userId)]
+    if (ref.orderId !== undefined) conditions.push(eq(orders.id, ref.orderId))
+    if (ref.clientOrderId !== undefined) conditions.push(eq(orders.clientOrderId, ref.clientOrderId))
+    // A client order id is unique among open orders only: the newest order that had it.
+    const [row] = await deps.db
+      .select()
+      .from(orders)
+      .where(and(...conditions))
+      .orderBy(desc(orders.id))
+      .limit(1)
+    if (row === undefined) throw errors.noSuchOrder()
+    return queryOrderView(info, row)
+  })
+
+  route(
+    'GET',
+    '/api/v3/openOrders',
+    'USER_DATA',
+    (p) => (p.get('symbol') === undefined ? 80 : 6),
+    async ({ params, key }) => {
+      const directory = await deps.markets.directory()
+      const symbol = params.get('symbol')
+      const conditions: SQL[] = [eq(orders.userId, key.userId), inArray(orders.status, [...OPEN_STATUSES])]
+      if (symbol !== undefined) {
+        const info = directory.markets.get(symbol.toUpperCase())
+        if (info === undefined) throw errors.badSymbol()
+        conditions.push(eq(orders.market, info.symbol))
+      }
+      const rows = await deps.db
+        .select()
+        .from(orders)
+        .where(and(...conditions))
+        .orderBy(asc(orders.createdAt), asc(orders.id))
+      return rows.map((row) => queryOrderView(directory.markets.get(row.market)!, row))
+    },
+  )
+
+  route('GET', '/api/v3/allOrders', 'USER_DATA', 20, async ({ params, key }) => {
+    const info = await market(params)
+    const limit = limitOf(params, 500, 1000)
+    const orderId = longParam(params, 'orderId')
+    const { startTime, endTime } = timeRange(params)
+    const conditions: SQL[] = [eq(orders.market, info.symbol), eq(orders.userId, key.userId)]
+    if (orderId !== undefined) conditions.push(gte(orders.id, orderId))
+    if (startTime !== undefined) conditions.push(gte(orders.createdAt, new Date(startTime)))
+    if (endTime !== undefined) conditions.push(lte(orders.createdAt, new Date(endTime)))
+    const oldestFirst = orderId !== undefined || startTime !== undefined
+    const rows = await deps.db
+      .select()
+      .from(orders)
+      .where(and(...conditions))
+      .orderBy(oldestFirst ? asc(orders.id) : desc(orders.id))
+      .limit(limit)
+    if (!oldestFirst) rows.reverse()
+    return rows.map((row) => queryOrderView(info, row))
+  })
+
+  route(
+    'GET',
+    '/api/v3/myTrades',
+    'USER_DATA',
+    (p) => (p.get('orderId') === undefined ? 20 : 5),
+    async ({ params, key }) => {
+      const info = await market(params)
+      const limit = limitOf(params, 500, 1000)
+      const orderId = longParam(params, 'orderId')
+      const fromId = longParam(params, 'fromId')
+      const { startTime, endTime } = timeRange(params)
+      if (fromId !== undefined && (startTime !== undefined || endTime !== undefined))
+        throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+      const user = key.userId
+      const conditions: (SQL | undefined)[] = [
+        eq(trades.market, info.symbol),
+        or(eq(trades.buyerUserId, user), eq(trades.sellerUserId, user)),
+      ]
+      if (orderId !== undefined)
+        conditions.push(or(eq(trades.takerOrderId, orderId), eq(trades.makerOrderId, orderId)))
+      if (fromId !== undefined) conditions.push(gte(trades.id, fromId))
+      if (startTime !== undefined) conditions.push(gte(trades.createdAt, new Date(startTime)))
+      if (endTime !== undefined) conditions.push(lte(trades.createdAt, new Date(endTime)))
+      const oldestFirst = fromId !== undefined || startTime !== undefined
+      const rows = await deps.db
+        .select()
+        .from(trades)
+        .where(and(...conditions))
+        .orderBy(oldestFirst ? asc(trades.id) : desc(trades.id))
+        .limit(limit)
+      if (!oldestFirst) rows.reverse()
+      const out: Record<string, unknown>[] = []
+      for (const t of rows) {
+        for (const isBuyer of [true, false]) {
+          if ((isBuyer ? t.buyerUserId : t.sellerUserId) !== user) continue
+          const isMaker = isBuyer === t.buyerIsMaker
+          const myOrderId = isMaker ? t.makerOrderId : t.takerOrderId
+          if (orderId !== undefined && myOrderId !== orderId) continue
+          out.push({
+            symbol: info.symbol,
+            id: Number(t.id),
+            orderId: Number(myOrderId),
+            orderListId: -1,
+            price: fixed(t.price, info.priceScale),
+            qty: fixed(t.quantity, info.qtyScale),
+            quoteQty: fixed(t.quoteQuantity, info.quoteScale),
+            commission: isBuyer
+              ? fixed(t.buyerFee, info.baseAssetScale)
+              : fixed(t.sellerFee, info.quoteAssetScale),
+            commissionAsset: isBuyer ? info.base : info.quote,
+            time: t.createdAt.getTime(),
+            isBuyer,
+            isMaker,
+            isBestMatch: true,
+          })
+        }
+      }
+      return out
+    },
+  )
+
+  route('GET', '/api/v3/account', 'USER_DATA', 20, async ({ params, key }) => {
+    const omit = params.get('omitZeroBalances')
+    if (omit !== undefined && omit !== 'true' && omit !== 'false')
+      throw errors.invalidParam('omitZeroBalances')
+    const directory = await deps.markets.directory()
+    const held = new Map((await balancesOf(deps.db, key.userId)).map((b) => [b.asset, b]))
+    const balances = [...directory.assets.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([asset, scale]) => {
+        const b = held.get(asset)
+        return { asset, free: fixed(b?.available ?? '0', scale), locked: fixed(b?.frozen ?? '0', scale) }
+      })
+      .filter((b) => omit !== 'true' || /[1-9]/.test(b.free) || /[1-9]/.test(b.locked))
+    // Fees are set per market; the account shows the first market's, as Binance shows one rate per account.
+    const first = directory.markets.values().next().value
+    const maker = first?.makerFee ?? '0'
+    const taker = first?.takerFee ?? '0'
+    return {
+      makerCommission: basisPoints(maker),
+      takerCommission: basisPoints(taker),
+      buyerCommission: 0,
+      sellerCommission: 0,
+      commissionRates: {
+        maker: fixed(maker, 8),
+        taker: fixed(taker, 8),
+        buyer: fixed('0', 8),
+        seller: fixed('0', 8),
+      },
+      canTrade: key.canTrade,
+      canWithdraw: false,
+      canDeposit: true,
+      brokered: false,
+      requireSelfTradePrevention: false,
+      preventSor: false,
+      updateTime: deps.now(),
+      accountType: 'SPOT',
+      balances,
+      permissions: ['SPOT'],
+      uid: Number(key.userId),
+    }
+  })
+
+  app.notFound((c) => c.json({ code: -1020, msg: 'This operation is not supported.' }, 404))
+}
+
+// ---- Orders in and out
+
+function newOrder(
+  params: Params,
+  info: MarketInfo,
+  userId: bigint,
+): { request: PlaceOrder; respType: 'ACK' | 'RESULT' | 'FULL' } {
+  const side = params.required('side')
+  if (side !== 'BUY' && side !== 'SELL') throw errors.invalidSide()
+  const type = params.required('type')
+  if (UNSUPPORTED_TYPES[type] !== undefined) throw errors.newOrderRejected(UNSUPPORTED_TYPES[type])
+  if (!(ORDER_TYPES as readonly string[]).includes(type)) throw errors.invalidOrderType()
+  if (params.get('icebergQty') !== undefined)
+    throw errors.newOrderRejected('Iceberg orders are not supported for this symbol.')
+  if (params.get('trailingDelta') !== undefined)
+    throw errors.newOrderRejected('Trailing stop orders are not supported for this symbol.')
+  if (params.get('pegPriceType') !== undefined)
+    throw errors.newOrderRejected('Pegged orders are not supported for this symbol.')
+  if (params.get('stopPrice') !== undefined) throw errors.notRequired('stopPrice')
+  const decimal = (name: string) => {
+    const v = params.get(name)
+    if (v !== undefined && !DECIMAL.test(v)) throw errors.illegalChars(name, DECIMAL_RANGE)
+    return v
+  }
+  const price = decimal('price')
+  const quantity = decimal('quantity')
+  const quoteOrderQty = decimal('quoteOrderQty')
+  const timeInForce = params.get('timeInForce')
+  const request: PlaceOrder = { userId, side, type: type as PlaceOrder['type'] }
+  if (type === 'MARKET') {
+    if (timeInForce !== undefined) throw errors.tifNotRequired()
+    if (price !== undefined) throw errors.notRequired('price')
+    if (quantity === undefined && quoteOrderQty === undefined)
+      throw errors.eitherParam('quantity', 'quoteOrderQty')
+    if (quantity !== undefined && quoteOrderQty !== undefined) throw errors.notRequired('quoteOrderQty')
+    if (quantity !== undefined) request.quantity = quantity
+    else request.quoteOrderQty = quoteOrderQty!
+  } else {
+    if (type === 'LIMIT') {
+      if (timeInForce === undefined) throw errors.mandatory('timeInForce')
+      if (timeInForce !== 'GTC' && timeInForce !== 'IOC' && timeInForce !== 'FOK') throw errors.invalidTif()
+      request.timeInForce = timeInForce
+    } else if (timeInForce !== undefined) throw errors.tifNotRequired()
+    if (quantity === undefined) throw errors.mandatory('quantity')
+    if (price === undefined) throw errors.mandatory('price')
+    if (quoteOrderQty !== undefined) throw errors.notRequired('quoteOrderQty')
+    request.price = price
+    request.quantity = quantity
+  }
+  const clientOrderId = clientOrderIdParam(params, 'newClientOrderId')
+  if (clientOrderId !== undefined) request.clientOrderId = clientOrderId
+  const stp = params.get('selfTradePreventionMode')
+  if (stp !== undefined) {
+    if (!(STP_MODES as readonly string[]).includes(stp)) throw errors.invalidParam('selfTradePreventionMode')
+    request.selfTradePreventionMode = stp as PlaceOrder['selfTradePreventionMode'] & string
+  }
+  const respType = params.get('newOrderRespType') ?? (type === 'LIMIT_MAKER' ? 'ACK' : 'FULL')
+  if (respType !== 'ACK' && respType !== 'RESULT' && respType !== 'FULL')
+    throw errors.invalidParam('newOrderRespType')
+  if (info.status === 'halted') throw errors.newOrderRejected('Market is closed.')
+  return { request, respType }
+}
+
+/** The market's filters, as the engine applies them, for an order that never reaches it (order/test). */
+function checkFilters(info: MarketInfo, order: PlaceOrder): void {
+  const units = info.units
+  const attempt = <T>(fn: () => T, filter: string): T => {
+    try {
+      return fn()
+    } catch {
+      throw errors.filterFailure(filter)
+    }
+  }
+  if (order.quoteOrderQty !== undefined) {
+    const quote = attempt(() => units.quoteToUnits(order.quoteOrderQty!), 'NOTIONAL')
+    if (quote < units.bookConfig().minNotional || quote === 0) throw errors.filterFailure('NOTIONAL')
+    return
+  }
+  const lots = attempt(() => units.quantityToLots(order.quantity!), 'LOT_SIZE')
+  if (lots < 1) throw errors.filterFailure('LOT_SIZE')
+  if (order.price === undefined) return
+  const ticks = attempt(() => units.priceToTicks(order.price!), 'PRICE_FILTER')
+  if (ticks < 1) throw errors.filterFailure('PRICE_FILTER')
+  const notional = ticks * lots
+  if (!Number.isSafeInteger(notional) || notional < units.bookConfig().minNotional)
+    throw errors.filterFailure('NOTIONAL')
+}
+
+function orderRef(params: Params): { orderId?: bigint; clientOrderId?: string } {
+  const orderId = longParam(params, 'orderId')
+  if (params.sent('origClientOrderId') && params.get('origClientOrderId') === undefined)
+    throw errors.emptyOrigClientOrderId()
+  const clientOrderId = params.get('origClientOrderId')
+  if (orderId === undefined && clientOrderId === undefined)
+    throw errors.eitherParam('origClientOrderId', 'orderId')
+  return {
+    ...(orderId !== undefined && { orderId }),
+    ...(clientOrderId !== undefined && { clientOrderId }),
+  }
+}
+
+function clientOrderIdParam(params: Params, name: string): string | undefined {
+  if (params.sent(name) && params.get(name) === undefined) throw errors.emptyNewClientOrderId()
+  const v = params.get(name)
+  if (v !== undefined && !CLIENT_ORDER_ID.test(v)) throw errors.illegalChars(name, CLIENT_ORDER_ID_RANGE)
+  return v
+}
+
+function longParam(params: Params, name: string): bigint | undefined {
+  const v = params.get(name)
+  if (v === undefined) return undefined
+  if (!/^\d{1,19}$/.test(v)) throw errors.illegalChars(name, '^[0-9]{1,19}$')
+  const n = BigInt(v)
+  if (n > 9223372036854775807n) throw new BinanceError(-1108, `Parameter '${name}' overflowed.`)
+  return n
+}
+
+function limitOf(params: Params, fallback: number, max: number, cap = false): number {
+  const v = params.get('limit')
+  if (v === undefined) return fallback
+  if (!/^\d{1,10}$/.test(v)) throw errors.illegalChars('limit', '^[0-9]{1,10}$')
+  const n = Number(v)
+  if (n < 1) throw errors.invalidParam('limit')
+  if (n > max) {
+    if (cap) return max
+    throw errors.tooGreat('limit', String(max))
+  }
+  return n
+}
+
+function timeRange(params: Params): { startTime?: number; endTime?: number } {
+  const time = (name: string) => {
+    const v = longParam(params, name)
+    if (v === undefined) return undefined
+    const n = Number(v)
+    return n >= 1e14 ? Math.floor(n / 1000) : n
+  }
+  const startTime = time('startTime')
+  const endTime = time('endTime')
+  if (startTime !== undefined && endTime !== undefined && endTime - startTime > DAY_MS)
+    throw errors.lookupTooBig(24)
+  return {
+    ...(startTime !== undefined && { startTime }),
+    ...(endTime !== undefined && { endTime }),
+  }
+}
+
+function depthWeight(limit: number): number {
+  return limit <= 100 ? 5 : limit <= 500 ? 25 : limit <= 1000 ? 50 : 250
+}
+
+function parseSymbolList(text: string, name: string): string[] {
+  let list: unknown
+  try {
+    list = JSON.parse(text)
+  } catch {
+    throw errors.mandatory(name)
+  }
+  if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === 'string'))
+    throw errors.mandatory(name)
+  if (new Set(list).size !== list.length)
+    throw new BinanceError(-1151, 'Symbol is present multiple times in the list.')
+  return list as string[]
+}
+
+async function engineCall<T>(fn: () => Promise<T>, action: 'place' | 'cancel' | 'query'): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof BourseError) throw fromBourse(err, action)
+    throw err
+  }
+}
+
+function generatedId(): string {
+  return randomBytes(16).toString('base64url').slice(0, 22)
+}
+
+function basisPoints(rate: string): number {
+  return Number(parseDecimal(rate, 4, { allowZero: true, allowNegative: true, rounding: 'half-even' }))
+}
+
+function binanceStatus(info: MarketInfo): 'TRADING' | 'HALT' {
+  return info.status === 'trading' ? 'TRADING' : 'HALT'
+}
+
+function symbolInfo(info: MarketInfo) {
+  const shown = (value: string, scale: number) => fixed(value, Math.max(8, scale))
+  const tick = parseDecimal(info.tickSize, info.priceScale)
+  const lot = parseDecimal(info.lotSize, info.qtyScale)
+  return {
+    symbol: info.symbol,
+    status: binanceStatus(info),
+    baseAsset: info.base,
+    baseAssetPrecision: info.baseAssetScale,
+    quoteAsset: info.quote,
+    quotePrecision: info.quoteAssetScale,
+    quoteAssetPrecision: info.quoteAssetScale,
+    baseCommissionPrecision: info.baseAssetScale,
+    quoteCommissionPrecision: info.quoteAssetScale,
+    orderTypes: [...ORDER_TYPES],
+    icebergAllowed: false,
+    ocoAllowed: false,
+    otoAllowed: false,
+    opoAllowed: false,
+    quoteOrderQtyMarketAllowed: true,
+    allowTrailingStop: false,
+    cancelReplaceAllowed: false,
+    amendAllowed: false,
+    pegInstructionsAllowed: false,
+    isSpotTradingAllowed: true,
+    isMarginTradingAllowed: false,
+    filters: [
+      {
+        filterType: 'PRICE_FILTER',
+        minPrice: shown(info.tickSize, info.priceScale),
+        maxPrice: shown(formatDecimal(tick * MAX_SAFE, info.priceScale), info.priceScale),
+        tickSize: shown(info.tickSize, info.priceScale),
+      },
+      {
+        filterType: 'LOT_SIZE',
+        minQty: shown(info.lotSize, info.qtyScale),
+        maxQty: shown(formatDecimal(lot * MAX_SAFE, info.qtyScale), info.qtyScale),
+        stepSize: shown(info.lotSize, info.qtyScale),
+      },
+      {
+        filterType: 'NOTIONAL',
+        minNotional: shown(info.minNotional, info.quoteScale),
+        applyMinToMarket: true,
+        maxNotional: shown(formatDecimal(tick * lot * MAX_SAFE, info.quoteScale), info.quoteScale),
+        applyMaxToMarket: false,
+        avgPriceMins: 5,
+      },
+    ],
+    permissions: [],
+    permissionSets: [['SPOT']],
+    defaultSelfTradePreventionMode: 'EXPIRE_MAKER',
+    allowedSelfTradePreventionModes: [...STP_MODES],
+  }
+}
+
+function orderResponse(info: MarketInfo, o: OrderView, fills: Fill[], respType: 'ACK' | 'RESULT' | 'FULL') {
+  const ack = {
+    symbol: info.symbol,
+    orderId: Number(o.orderId),
+    orderListId: -1,
+    clientOrderId: o.clientOrderId,
+    transactTime: o.updateTime,
+  }
+  if (respType === 'ACK') return ack
+  const result = {
+    ...ack,
+    price: o.price,
+    origQty: o.origQty,
+    executedQty: o.executedQty,
+    origQuoteOrderQty: o.origQuoteOrderQty,
+    cummulativeQuoteQty: o.cummulativeQuoteQty,
+    status: o.status,
+    timeInForce: o.timeInForce,
+    type: o.type,
+    side: o.side,
+    workingTime: o.time,
+    selfTradePreventionMode: o.selfTradePreventionMode,
+  }
+  if (respType === 'RESULT') return result
+  return {
+    ...result,
+    fills: fills.map((f) => ({
+      price: f.price,
+      qty: f.qty,
+      commission: f.commission,
+      commissionAsset: f.commissionAsset,
+      tradeId: Number(f.tradeId),
+    })),
+  }
+}
+
+function cancelResponse(info: MarketInfo, o: OrderView, clientOrderId: string, now: number) {
+  return {
+    symbol: info.symbol,
+    origClientOrderId: o.clientOrderId,
+    orderId: Number(o.orderId),
+    orderListId: -1,
+    clientOrderId,
+    transactTime: now,
+    price: o.price,
+    origQty: o.origQty,
+    executedQty: o.executedQty,
+    origQuoteOrderQty: o.origQuoteOrderQty,
+    cummulativeQuoteQty: o.cummulativeQuoteQty,
+    status: o.status,
+    timeInForce: o.timeInForce,
+    type: o.type,
+    side: o.side,
+    selfTradePreventionMode: o.selfTradePreventionMode,
+  }
+}
+
+function queryOrderView(info: MarketInfo, row: typeof orders.$inferSelect) {
+  return {
+    symbol: info.symbol,
+    orderId: Number(row.id),
+    orderListId: -1,
+    clientOrderId: row.clientOrderId,
+    price: fixed(row.price ?? '0', info.priceScale),
+    origQty: fixed(row.quantity ?? '0', info.qtyScale),
+    executedQty: fixed(row.executedQuantity, info.qtyScale),
+    cummulativeQuoteQty: fixed(row.cumulativeQuoteQuantity, info.quoteScale),
+    status: row.status,
+    timeInForce: row.timeInForce,
+    type: row.type,
+    side: row.side,
+    stopPrice: fixed('0', info.priceScale),
+    icebergQty: fixed('0', info.qtyScale),
+    time: row.createdAt.getTime(),
+    updateTime: row.updatedAt.getTime(),
+    isWorking: true,
+    workingTime: row.createdAt.getTime(),
+    origQuoteOrderQty: fixed(row.quoteQuantity ?? '0', info.quoteScale),
+    selfTradePreventionMode: row.selfTradePrevention,
+  }
+}
+
+function toBinance(err: unknown, log: Logger): BinanceError {
+  if (err instanceof BinanceError) return err
+  if (err instanceof BourseError) {
+    if (err.code === 'unavailable') return errors.disconnected()
+    if (err.code === 'invalid_input') return new BinanceError(-1100, err.message)
+  }
+  log.error({ err }, 'unexpected error in the Binance API')
+  return errors.unknown()
+}

@@ -1,0 +1,170 @@
+/**
+ * How the gateway reaches one market's engine: its internal HTTP API (services/engine/api.ts) through a
+ * `fetch`-like function. In a deployment that is the global fetch to the engine's Service URL (undici keeps
+ * connections alive between calls); in the embedded mode and in tests it is `engineApi(engine).request`, the
+ * same routes served in process. One client, two transports, the same errors: the engine's
+ * `{code, message, field}` answers become BourseErrors again here.
+ */
+import { BourseError, type ErrorCode } from '../../lib/errors.ts'
+import { engineApi } from '../engine/api.ts'
+import type { CommandResult, Fill } from '../engine/batch.ts'
+import type { MatchingEngine } from '../engine/engine.ts'
+import type { OrderView } from '../engine/events.ts'
+
+export type FetchLike = (input: string, init?: RequestInit) => Response | Promise<Response>
+
+export interface PlaceOrder {
+  userId: bigint
+  side: 'BUY' | 'SELL'
+  type: 'LIMIT' | 'MARKET' | 'LIMIT_MAKER'
+  timeInForce?: 'GTC' | 'IOC' | 'FOK'
+  price?: string
+  quantity?: string
+  quoteOrderQty?: string
+  clientOrderId?: string
+  selfTradePreventionMode?: 'NONE' | 'EXPIRE_TAKER' | 'EXPIRE_MAKER' | 'EXPIRE_BOTH'
+}
+
+export interface OrderRef {
+  orderId?: bigint
+  clientOrderId?: string
+}
+
+export interface EngineDepth {
+  bids: [string, string][]
+  asks: [string, string][]
+  lastUpdateId: string
+}
+
+export interface EngineStatus {
+  symbol: string
+  status: 'trading' | 'halted'
+  epoch: string
+  fenced: boolean
+  openOrders: number
+  lastPrice: string | null
+  lastSeq: string
+}
+
+const errorCodes = new Set<ErrorCode>([
+  'invalid_input',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'insufficient_funds',
+  'rejected',
+  'rate_limited',
+  'unavailable',
+  'internal',
+])
+
+export class EngineClient {
+  readonly symbol: string
+  private readonly fetch: FetchLike
+  private readonly baseUrl: string
+
+  constructor(symbol: string, fetch: FetchLike, baseUrl: string) {
+    this.symbol = symbol
+    this.fetch = fetch
+    this.baseUrl = baseUrl.replace(/\/+$/, '')
+  }
+
+  /** The engine's API over the network: `url` is its Service, e.g. http://engine-btcusdt:7000. */
+  static remote(symbol: string, url: string, fetchImpl: FetchLike = fetch): EngineClient {
+    return new EngineClient(symbol, fetchImpl, url)
+  }
+
+  /** The same API served in this process (embedded mode, tests): no socket, the same routes and errors. */
+  static inProcess(engine: MatchingEngine): EngineClient {
+    const api = engineApi(engine)
+    return new EngineClient(engine.symbol, (input, init) => api.request(input, init), 'http://engine')
+  }
+
+  async place(order: PlaceOrder): Promise<{ order: OrderView; fills: Fill[] }> {
+    const result = await this.call<CommandResult>('POST', '/orders', {
+      ...order,
+      userId: String(order.userId),
+    })
+    if (result.kind !== 'order') throw unexpected(result)
+    return { order: result.order, fills: result.fills }
+  }
+
+  async cancel(userId: bigint, ref: OrderRef): Promise<OrderView> {
+    const result = await this.call<CommandResult>('DELETE', `/orders?${refQuery(userId, ref)}`)
+    if (result.kind !== 'order') throw unexpected(result)
+    return result.order
+  }
+
+  async cancelAll(userId: bigint): Promise<OrderView[]> {
+    const result = await this.call<CommandResult>('DELETE', `/open-orders?userId=${userId}`)
+    if (result.kind !== 'orders') throw unexpected(result)
+    return result.orders
+  }
+
+  /** An open order of the user's; not_found once it is closed (closed orders are in Postgres). */
+  order(userId: bigint, ref: OrderRef): Promise<OrderView> {
+    return this.call('GET', `/orders?${refQuery(userId, ref)}`)
+  }
+
+  openOrders(userId: bigint): Promise<OrderView[]> {
+    return this.call('GET', `/open-orders?userId=${userId}`)
+  }
+
+  depth(limit: number): Promise<EngineDepth> {
+    return this.call('GET', `/depth?limit=${limit}`)
+  }
+
+  status(): Promise<EngineStatus> {
+    return this.call('GET', '/status')
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const init: RequestInit = { method }
+    if (body !== undefined) {
+      init.body = JSON.stringify(body)
+      init.headers = { 'content-type': 'application/json' }
+    }
+    let response: Response
+    try {
+      response = await this.fetch(`${this.baseUrl}${path}`, init)
+    } catch (err) {
+      throw new BourseError('unavailable', `engine ${this.symbol} is unreachable`, { cause: err })
+    }
+    const text = await response.text()
+    let payload: unknown
+    try {
+      payload = JSON.parse(text)
+    } catch (err) {
+      throw new BourseError('internal', `engine ${this.symbol} answered ${response.status} without JSON`, {
+        cause: err,
+      })
+    }
+    if (response.ok) return payload as T
+    throw engineError(payload, response.status)
+  }
+}
+
+function refQuery(userId: bigint, ref: OrderRef): string {
+  const q = new URLSearchParams({ userId: String(userId) })
+  if (ref.orderId !== undefined) q.set('orderId', String(ref.orderId))
+  if (ref.clientOrderId !== undefined) q.set('clientOrderId', ref.clientOrderId)
+  return q.toString()
+}
+
+function engineError(payload: unknown, status: number): BourseError {
+  const p = (payload ?? {}) as { code?: unknown; message?: unknown; field?: unknown }
+  const code =
+    typeof p.code === 'string' && errorCodes.has(p.code as ErrorCode) ? (p.code as ErrorCode) : null
+  const message = typeof p.message === 'string' ? p.message : `engine answered ${status}`
+  const field = typeof p.field === 'string' ? p.field : undefined
+  return new BourseError(
+    code ?? (status >= 500 ? 'unavailable' : 'internal'),
+    message,
+    field === undefined ? {} : { field },
+  )
+}
+
+function unexpected(result: CommandResult): BourseError {
+  return new BourseError('internal', `unexpected engine answer of kind ${result.kind}`)
+}
