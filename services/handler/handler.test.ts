@@ -10,12 +10,15 @@ import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapt
 import { redisClusterNodes, uniqueName } from '../../adapters/testing/servers.ts'
 import { createLogger } from '../../lib/log.ts'
 import { Registry } from '../../lib/metrics.ts'
+import { formatDecimal, parseDecimal } from '../../lib/money.ts'
 import type { TradeEvent } from '../engine/events.ts'
 import { analyticsKlines, migrateAnalytics } from './clickhouse.ts'
 import { createMarketDataHandler, type MarketDataHandler } from './handler.ts'
 import { channels } from './keys.ts'
+import { aggregate, toBinanceKline, tradeFromEvent } from './klines.ts'
 import { klines, recentTrades, ticker24h } from './queries.ts'
 import { type MarketStore, redisMarketStore } from './store.ts'
+import { tickerFromKlines } from './ticker.ts'
 
 const MIN = 60_000
 const HOUR = 60 * MIN
@@ -257,4 +260,147 @@ scenario('market-data handler on the Redis Cluster', () => {
 scenario('market-data handler in the embedded mode (in-process store)', () => {
   const cache = createPubSubCache({ kind: 'memory', server: new InProcessRedis() })
   return { cache, teardown: () => cache.close() }
+})
+
+describe('market-data handler replicas on one channel (Redis Cluster)', () => {
+  const nodes = () => redisClusterNodes()
+  const symbol = uniqueName('HR').toUpperCase()
+  const topicPrefix = `${uniqueName('r')}-`
+  const closers: (() => Promise<void>)[] = []
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close()
+  })
+
+  it('interleaved trades of one symbol on three replicas still add up exactly', async () => {
+    const bus = createBus({ kind: 'memory' })
+    closers.push(() => bus.close())
+    const registries = [new Registry(), new Registry(), new Registry()]
+    const handlers = registries.map((registry) => {
+      const cache = createPubSubCache({ kind: 'redis', nodes: nodes() })
+      const store = redisMarketStore({ nodes: nodes() })
+      closers.push(
+        () => cache.close(),
+        () => store.close(),
+      )
+      return createMarketDataHandler({
+        bus,
+        cache,
+        analytics,
+        log,
+        topicPrefix,
+        store,
+        registry,
+        maxInFlight: 8,
+        clickhouse: { maxDelayMs: 20 },
+      })
+    })
+    for (const h of handlers) await h.start()
+    const reader = createPubSubCache({ kind: 'redis', nodes: nodes() })
+    closers.push(() => reader.close())
+
+    const events: TradeEvent[] = []
+    for (let id = 1; id <= 240; id++) {
+      const price = `${100 + (id % 17)}.${id % 10}`
+      const qty = `0.${String(id).padStart(3, '0')}`
+      const quote = formatDecimal(parseDecimal(price, 1) * parseDecimal(qty, 3), 4, { trimZeros: true })
+      events.push(event(symbol, id, price, qty, quote, T0 + id * 700, id % 3 === 0))
+    }
+    // Shuffled deterministically, with every fifth trade delivered twice.
+    const deliveries = [...events, ...events.filter((_, i) => i % 5 === 0)]
+    for (let i = deliveries.length - 1; i > 0; i--) {
+      const j = (i * 7919) % (i + 1)
+      ;[deliveries[i], deliveries[j]] = [deliveries[j]!, deliveries[i]!]
+    }
+    await bus.publishMany(`${topicPrefix}trades`, deliveries)
+    const total = async (result: string) => {
+      let sum = 0
+      for (const r of registries) sum += (await counted(r))[result] ?? 0
+      return sum
+    }
+    await until(
+      async () => (await total('counted')) === 240 && (await total('duplicate')) === 48,
+      'all deliveries',
+    )
+    for (const h of handlers) await h.stop()
+    let conflicts = 0
+    for (const r of registries)
+      conflicts += (await r.getSingleMetric('md_commit_conflicts_total')!.get()).values[0]!.value
+    // The replicas did race on the symbol (tens of refused commits per run), and lost nothing.
+    expect(conflicts).toBeGreaterThan(0)
+
+    const trades = events.map((e) => tradeFromEvent(e))
+    for (const interval of ['1m', '5m', '1h', '1s'] as const) {
+      const expected = [...aggregate(trades, interval).values()].sort((a, b) => a.openTime - b.openTime)
+      expect(await klines(reader, symbol, interval, { limit: 1000 })).toEqual(expected.map(toBinanceKline))
+    }
+    const minutes = aggregate(trades, '1m')
+    expect(await ticker24h(reader, symbol)).toEqual(
+      tickerFromKlines(symbol, minutes.values(), Math.max(...minutes.keys())),
+    )
+    const result = await analytics.query({
+      query: 'SELECT count() AS n FROM trades WHERE symbol = {s:String}',
+      query_params: { s: symbol },
+      format: 'JSONEachRow',
+    })
+    expect(await result.json()).toEqual([{ n: '240' }])
+    const range = { startTime: T0, endTime: T0 + 2 * HOUR }
+    expect(await analyticsKlines(analytics, symbol, '1m', range)).toEqual(await klines(reader, symbol, '1m'))
+  })
+})
+
+describe('market-data handler when ClickHouse fails after the Redis commit', () => {
+  it('stores the trade on redelivery, once, without counting it twice', async () => {
+    const symbol = uniqueName('HF').toUpperCase()
+    const topicPrefix = `${uniqueName('f')}-`
+    const bus = createBus({ kind: 'memory' })
+    const cache = createPubSubCache({ kind: 'redis', nodes: redisClusterNodes() })
+    const store = redisMarketStore({ nodes: redisClusterNodes() })
+    let failures = 1
+    // The real chDB client whose first insert fails, as a dropped connection would.
+    const flaky = new Proxy(analytics, {
+      get(target, property, receiver) {
+        if (property === 'insert') {
+          return (...args: Parameters<Analytics['insert']>) => {
+            if (failures-- > 0) return Promise.reject(new Error('connection reset'))
+            return target.insert(...args)
+          }
+        }
+        const value = Reflect.get(target, property, receiver)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const registry = new Registry()
+    const handler = createMarketDataHandler({
+      bus,
+      cache,
+      analytics: flaky,
+      log,
+      topicPrefix,
+      store,
+      registry,
+      requeueDelayMs: 50,
+      clickhouse: { maxDelayMs: 10 },
+    })
+    await handler.start()
+    try {
+      await bus.publish(`${topicPrefix}trades`, event(symbol, 7, '20', '3', '60', T0, false))
+      await until(async () => {
+        const rows = await analytics.query({
+          query: 'SELECT count() AS n FROM trades WHERE symbol = {s:String}',
+          query_params: { s: symbol },
+          format: 'JSONEachRow',
+        })
+        return JSON.stringify(await rows.json()) === '[{"n":"1"}]'
+      }, 'the trade in ClickHouse')
+      expect(await counted(registry)).toMatchObject({ counted: 1, duplicate: 1 })
+      expect(await klines(cache, symbol, '1m')).toEqual([
+        [T0, '20', '20', '20', '20', '3', T0 + MIN - 1, '60', 1, '3', '60', '0'],
+      ])
+    } finally {
+      await handler.stop()
+      await store.close()
+      await cache.close()
+      await bus.close()
+    }
+  })
 })

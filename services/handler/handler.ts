@@ -10,9 +10,10 @@
  *   neither loses a trade nor counts one twice when NSQ redelivers it;
  * - commits are compare-and-set on a per-symbol revision: replicas sharing the channel may interleave one
  *   symbol's trades; the loser of a race reloads the symbol's state from Redis and applies its trades again;
- * - ClickHouse checks its own table before each batch insert (clickhouse.ts), independently of Redis, so a
- *   trade whose Redis commit landed but whose insert did not is still inserted on redelivery.
- * A message is acknowledged only after both its Redis commit and its ClickHouse insert.
+ * - ClickHouse gets a trade from the delivery that counted it in Redis, and from any redelivery (attempts > 1)
+ *   in case the counting one died between Redis and ClickHouse; the writer checks its own table before each
+ *   batch insert (clickhouse.ts), so a trade is stored once either way.
+ * A message is acknowledged only after its Redis commit and (when due) its ClickHouse insert.
  */
 import type { Analytics } from '../../adapters/analytics/analytics.ts'
 import type { Bus, Subscription } from '../../adapters/bus/index.ts'
@@ -50,6 +51,8 @@ export interface MarketDataHandlerOptions {
   store?: MarketStore
   /** Messages in flight; ClickHouse batches can be no larger (default 1000). */
   maxInFlight?: number
+  /** Delay before a failed message comes back (default 1000 ms). */
+  requeueDelayMs?: number
   clickhouse?: { maxRows?: number; maxDelayMs?: number }
   registry?: Registry
   /** The clock for the `x` (closed) flag of published k-lines. */
@@ -78,7 +81,8 @@ interface SymbolState {
 
 interface Item {
   trade: Trade
-  resolve: () => void
+  /** With true when this delivery counted the trade, false when it had been counted already. */
+  resolve: (counted: boolean) => void
   reject: (error: unknown) => void
 }
 
@@ -316,7 +320,8 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
       log.warn({ symbol, failed: failed.length, err: failed[0]!.reason }, 'publish failed')
   }
 
-  async function commitTrades(symbol: string, trades: readonly Trade[]): Promise<void> {
+  /** Counts the trades into Redis; returns the ids it counted (the others had been counted before). */
+  async function commitTrades(symbol: string, trades: readonly Trade[]): Promise<Set<bigint>> {
     for (let attempt = 0; ; attempt++) {
       let state = states.get(symbol)
       try {
@@ -328,7 +333,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
         const result = apply(symbol, state, trades)
         if (result === undefined) {
           m.trades.inc({ result: 'duplicate' }, trades.length)
-          return
+          return new Set()
         }
         if (!(await store.commit(symbol, state.revision, result.ops))) {
           // Someone else wrote the symbol: what we hold (and just changed) is stale.
@@ -342,7 +347,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
         m.trades.inc({ result: 'counted' }, result.fresh.length)
         m.trades.inc({ result: 'duplicate' }, trades.length - result.fresh.length)
         await publish(symbol, result.fresh, result.touched, result.ticker)
-        return
+        return new Set(result.fresh.map((t) => t.id))
       } catch (error) {
         // The state may hold changes that were never committed.
         states.delete(symbol)
@@ -357,11 +362,12 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
       while (queue.items.length > 0) {
         const batch = queue.items.splice(0, MAX_COMMIT)
         try {
-          await commitTrades(
+          const counted = await commitTrades(
             symbol,
             batch.map((item) => item.trade),
           )
-          for (const item of batch) item.resolve()
+          // A trade delivered twice in one batch was counted by the first of the two.
+          for (const item of batch) item.resolve(counted.delete(item.trade.id))
         } catch (error) {
           for (const item of batch) item.reject(error)
         }
@@ -372,7 +378,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
   }
 
   /** Counts the trade into Redis; trades of one symbol are committed in order of arrival, in batches. */
-  function enqueue(trade: Trade): Promise<void> {
+  function enqueue(trade: Trade): Promise<boolean> {
     return new Promise((resolve, reject) => {
       let queue = queues.get(trade.symbol)
       if (queue === undefined) {
@@ -403,9 +409,14 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
             return
           }
           m.tradeAge.observe(Math.max(0, now() - trade.time) / 1000)
-          await Promise.all([enqueue(trade), writer.add(trade)])
+          const counted = await enqueue(trade)
+          // The delivery that counted a trade stores it. A redelivery stores it too (the writer skips what
+          // `trades` already holds): the first delivery may have died between Redis and ClickHouse. A copy
+          // delivered once more while the first is still in hand is left alone, so that two replicas do not
+          // race to insert one trade.
+          if (counted || message.attempts > 1) await writer.add(trade)
         },
-        { maxInFlight, requeueDelayMs: 1000 },
+        { maxInFlight, requeueDelayMs: options.requeueDelayMs ?? 1000 },
       )
       log.info({ topic, channel }, 'market-data handler started')
     },
