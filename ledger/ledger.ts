@@ -72,14 +72,9 @@ export async function book(tx: Executor, booking: Booking): Promise<BookingResul
   if (existing[0]) return { journalId: existing[0].id, duplicate: true, userBalances: [] }
   const deltas = sumDeltas(booking.movements, amounts, accountIds)
   const after = balancesAfter(deltas, balances)
-  const [journal] = await queryRows<{ id: bigint }>(
-    tx,
-    sql`insert into journals (idempotency_key, kind, memo) values (${booking.key}, ${booking.kind}, ${booking.memo ?? null})
-        returning id`,
-  )
-  await insertEntries(tx, journal!.id, booking.movements, accountIds)
-  await applyDeltas(tx, deltas)
-  return { journalId: journal!.id, duplicate: false, userBalances: after }
+  // Independent writes go out together: postgres.js pipelines them on the transaction's connection.
+  const [journalId] = await Promise.all([insertJournal(tx, booking, accountIds), applyDeltas(tx, deltas)])
+  return { journalId, duplicate: false, userBalances: after }
 }
 
 /** Every amount parsed exactly, and the movements sum to zero per asset: double entry. */
@@ -212,20 +207,23 @@ function balancesAfter(deltas: Map<bigint, Delta>, balances: Map<bigint, LockedA
 
 const trimmed = (units: bigint) => formatDecimal(units, MAX_SCALE, { trimZeros: true })
 
-async function insertEntries(
-  tx: Executor,
-  journalId: bigint,
-  movements: readonly Movement[],
-  ids: Map<string, bigint>,
-): Promise<void> {
-  const column = (pick: (m: Movement) => string) => pgArray(movements.map(pick))
-  await tx.execute(
-    sql`insert into ledger_entries (journal_id, account_id, asset, bucket, amount, reason, ref_type, ref_id)
-        select ${journalId}::int8, * from unnest(
-          ${column((m) => String(ids.get(ownerKey(m.owner, m.asset))))}::int8[], ${column((m) => m.asset)}::text[],
-          ${column((m) => m.bucket)}::text[], ${column((m) => m.amount)}::numeric[], ${column((m) => m.reason)}::text[],
-          ${column((m) => m.refType)}::text[], ${column((m) => m.refId)}::text[])`,
+/** The journal and its entries in one statement (the balance trigger checks the entries at its end). */
+async function insertJournal(tx: Executor, booking: Booking, ids: Map<string, bigint>): Promise<bigint> {
+  const column = (pick: (m: Movement) => string) => pgArray(booking.movements.map(pick))
+  const [journal] = await queryRows<{ id: bigint }>(
+    tx,
+    sql`with journal as (
+          insert into journals (idempotency_key, kind, memo) values (${booking.key}, ${booking.kind}, ${booking.memo ?? null})
+          returning id),
+        entries as (
+          insert into ledger_entries (journal_id, account_id, asset, bucket, amount, reason, ref_type, ref_id)
+          select journal.id, e.* from journal, unnest(
+            ${column((m) => String(ids.get(ownerKey(m.owner, m.asset))))}::int8[], ${column((m) => m.asset)}::text[],
+            ${column((m) => m.bucket)}::text[], ${column((m) => m.amount)}::numeric[], ${column((m) => m.reason)}::text[],
+            ${column((m) => m.refType)}::text[], ${column((m) => m.refId)}::text[]) as e)
+        select id from journal`,
   )
+  return journal!.id
 }
 
 async function applyDeltas(tx: Executor, deltas: Map<bigint, Delta>): Promise<void> {

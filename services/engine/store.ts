@@ -183,16 +183,19 @@ export async function writeBatch(tx: Executor, batch: BatchWrite): Promise<bigin
             movements: batch.movements,
           })
         ).userBalances
-  await upsertOrders(tx, batch.symbol, batch.orders)
-  await insertTrades(tx, batch.symbol, batch.trades)
   const events = batch.events(booked)
   const lastSeq = batch.firstSeq + BigInt(events.length) - 1n
-  await insertOutbox(tx, batch.symbol, batch.firstSeq, events)
-  await tx.execute(
-    sql`update markets set last_seq = ${lastSeq}, last_order_id = ${batch.lastOrderId},
-               last_trade_id = ${batch.lastTradeId}, status = ${batch.status}
-        where symbol = ${batch.symbol}`,
-  )
+  // Independent writes go out together: postgres.js pipelines them on the transaction's connection.
+  await Promise.all([
+    upsertOrders(tx, batch.symbol, batch.orders),
+    insertTrades(tx, batch.symbol, batch.trades),
+    insertOutbox(tx, batch.symbol, batch.firstSeq, events),
+    tx.execute(
+      sql`update markets set last_seq = ${lastSeq}, last_order_id = ${batch.lastOrderId},
+                 last_trade_id = ${batch.lastTradeId}, status = ${batch.status}
+          where symbol = ${batch.symbol}`,
+    ),
+  ])
   return lastSeq
 }
 
