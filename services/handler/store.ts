@@ -74,9 +74,19 @@ redis.call('SET', KEYS[1], current + 1)
 return 1
 `
 
-/** On a Redis Cluster: one Lua script per commit, on the symbol's shard. */
+type CommitCommand = (numberOfKeys: number, ...keysThenArgs: string[]) => Promise<number>
+
+/**
+ * On a Redis Cluster: one Lua script per commit, on the symbol's shard (sent by EVALSHA, ioredis falls back to
+ * EVAL when a node does not have it yet). A commit's arguments stay far below Lua's stack limit for the
+ * batches the handler commits (at most 500 trades: one HSET of their ids is at most 1000 arguments).
+ */
 export function redisMarketStore(config: { nodes: string[] }): MarketStore {
   const cluster = new Cluster(config.nodes)
+  cluster.defineCommand('bourseMarketCommit', { lua: COMMIT_SCRIPT })
+  const commitScript = (cluster as unknown as { bourseMarketCommit: CommitCommand }).bourseMarketCommit.bind(
+    cluster,
+  )
   return {
     async revision(symbol) {
       return Number((await cluster.get(revisionKey(symbol))) ?? '0')
@@ -104,7 +114,7 @@ export function redisMarketStore(config: { nodes: string[] }): MarketStore {
           args.push('E', keyNumber(op.key), String(Math.max(1, Math.round(op.ttlMs))))
         }
       }
-      const result = await cluster.eval(COMMIT_SCRIPT, keys.length, ...keys, ...args)
+      const result = await commitScript(keys.length, ...keys, ...args)
       return result === 1
     },
     async close() {
