@@ -43,6 +43,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     db: deps.db,
     engines: deps.engines,
     markets: new MarketDirectory(deps.db),
+    cache: deps.cache,
     keys: new ApiKeyStore(deps.db, deps.config.keyEncryptionKey),
     limiter: new RateLimiter(
       deps.cache,

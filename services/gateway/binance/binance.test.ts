@@ -6,10 +6,13 @@
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
 import type { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPubSubCache, InProcessRedis } from '../../../adapters/pubsub/index.ts'
+import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../../adapters/pubsub/index.ts'
 import { createLogger } from '../../../lib/log.ts'
+import { parseDecimal } from '../../../lib/money.ts'
 import type { MatchingEngine } from '../../engine/engine.ts'
 import { type MarketFixture, marketFixture } from '../../engine/testing.ts'
+import { keys } from '../../handler/keys.ts'
+import { klineToHash, newKline, SCALE } from '../../handler/klines.ts'
 import { createApiKey, revokeApiKey } from '../api-keys.ts'
 import { createGatewayApp } from '../app.ts'
 import { EngineClient } from '../engine-client.ts'
@@ -28,6 +31,7 @@ interface Credentials {
 let fx: MarketFixture
 let engine: MatchingEngine
 let app: Hono
+let cache: PubSubCache
 let clock = 0
 let alice: bigint
 let bob: bigint
@@ -61,10 +65,11 @@ beforeAll(async () => {
     canTrade: true,
     allowedIps: ['10.1.2.3'],
   })
+  cache = createPubSubCache({ kind: 'memory', server: new InProcessRedis() })
   app = createGatewayApp({
     db,
     engines: new Map([['BTCUSDT', EngineClient.inProcess(engine)]]),
-    cache: createPubSubCache({ kind: 'memory', server: new InProcessRedis() }),
+    cache,
     config: {
       keyEncryptionKey: encryptionKey,
       weightPerMinute: 6000,
@@ -195,6 +200,105 @@ describe('public endpoints', () => {
     expect((await publicGet('/api/v3/depth?symbol=ETHUSDT')).body).toEqual({
       code: -1121,
       msg: 'Invalid symbol.',
+    })
+  })
+})
+
+describe("market data from the handler's cache", () => {
+  it('serves trades, klines, uiKlines, tickers and avgPrice from what the handler wrote', async () => {
+    const minute = Math.floor(Date.now() / 60_000) * 60_000 - 60_000
+    const units = (v: string) => parseDecimal(v, SCALE)
+    const kline = newKline('1m', {
+      symbol: 'BTCUSDT',
+      id: 1n,
+      price: units('250'),
+      qty: units('0.5'),
+      quoteQty: units('125'),
+      time: minute + 1000,
+      buyerIsMaker: false,
+    })
+    await cache.hashSet(keys.kline('BTCUSDT', '1m', minute), klineToHash(kline))
+    await cache.pushCapped(keys.klineIndex('BTCUSDT', '1m'), String(minute), 1500)
+    await cache.pushCapped(
+      keys.trades('BTCUSDT'),
+      JSON.stringify({
+        id: 1,
+        price: '250',
+        qty: '0.5',
+        quoteQty: '125',
+        time: minute + 1000,
+        isBuyerMaker: false,
+        isBestMatch: true,
+      }),
+      1000,
+    )
+    await cache.hashSet(keys.ticker('BTCUSDT'), {
+      symbol: 'BTCUSDT',
+      priceChange: '-10',
+      priceChangePercent: '-3.846',
+      weightedAvgPrice: '250',
+      lastPrice: '250',
+      lastQty: '0.5',
+      openPrice: '260',
+      highPrice: '260',
+      lowPrice: '250',
+      volume: '0.5',
+      quoteVolume: '125',
+      openTime: String(minute - 86_340_000),
+      closeTime: String(minute + 59_999),
+      firstId: '1',
+      lastId: '1',
+      count: '1',
+    })
+
+    expect((await publicGet('/api/v3/trades?symbol=BTCUSDT')).body).toEqual([
+      {
+        id: 1,
+        price: '250.00',
+        qty: '0.500',
+        quoteQty: '125.00000',
+        time: minute + 1000,
+        isBuyerMaker: false,
+        isBestMatch: true,
+      },
+    ])
+    for (const path of ['klines', 'uiKlines']) {
+      const { body } = await publicGet(`/api/v3/${path}?symbol=BTCUSDT&interval=1m`)
+      expect(body).toEqual([
+        [minute, '250', '250', '250', '250', '0.5', minute + 59_999, '125', 1, '0.5', '125', '0'],
+      ])
+    }
+    expect((await publicGet('/api/v3/klines?symbol=BTCUSDT&interval=7m')).body).toEqual({
+      code: -1120,
+      msg: 'Invalid interval.',
+    })
+    const ticker = await publicGet('/api/v3/ticker/24hr?symbol=BTCUSDT')
+    expect(ticker.body).toMatchObject({
+      symbol: 'BTCUSDT',
+      priceChange: '-10.00',
+      priceChangePercent: '-3.846',
+      lastPrice: '250.00',
+      openPrice: '260.00',
+      volume: '0.500',
+      count: 1,
+      bidPrice: '0.00',
+    })
+    expect((await publicGet('/api/v3/ticker/price?symbol=BTCUSDT')).body).toEqual({
+      symbol: 'BTCUSDT',
+      price: '250.00',
+    })
+    expect((await publicGet('/api/v3/ticker/price')).body).toEqual([{ symbol: 'BTCUSDT', price: '250.00' }])
+    const book = await publicGet('/api/v3/ticker/bookTicker?symbol=BTCUSDT')
+    expect(book.body).toEqual({
+      symbol: 'BTCUSDT',
+      bidPrice: '0.00',
+      bidQty: '0.000',
+      askPrice: '0.00',
+      askQty: '0.000',
+    })
+    expect((await publicGet('/api/v3/avgPrice?symbol=BTCUSDT')).body).toMatchObject({
+      mins: 5,
+      price: '250.00000000',
     })
   })
 })
@@ -339,6 +443,34 @@ describe('orders', () => {
         aliceKey,
       ),
     ).toMatchObject({ status: 400, body: { code: -2011, msg: 'Unknown order sent.' } })
+    const second = await signed(
+      'POST',
+      '/api/v3/order',
+      limit('BUY', '100', '0.5', { newClientOrderId: 'a-2' }),
+      aliceKey,
+    )
+    const both = { symbol: 'BTCUSDT', orderId: String(second.body.orderId) }
+    expect(
+      await signed('DELETE', '/api/v3/order', { ...both, origClientOrderId: 'other' }, aliceKey),
+    ).toMatchObject({
+      body: { code: -2011, msg: 'Unknown order sent.' },
+    })
+    expect(await signed('DELETE', '/api/v3/order', { symbol: 'BTCUSDT' }, aliceKey)).toMatchObject({
+      body: {
+        code: -1102,
+        msg: "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+      },
+    })
+    expect(
+      (
+        await signed(
+          'DELETE',
+          '/api/v3/order',
+          { ...both, origClientOrderId: 'a-2', newClientOrderId: 'c-2' },
+          aliceKey,
+        )
+      ).body,
+    ).toMatchObject({ status: 'CANCELED', origClientOrderId: 'a-2', clientOrderId: 'c-2' })
     expect(
       await signed('GET', '/api/v3/order', { symbol: 'BTCUSDT', orderId: '999999' }, aliceKey),
     ).toMatchObject({
@@ -422,7 +554,7 @@ describe('orders', () => {
     ])
     const all = await signed('GET', '/api/v3/allOrders', { symbol: 'BTCUSDT' }, aliceKey)
     const statuses = all.body.map((o: { status: string }) => o.status)
-    expect(statuses).toEqual(['CANCELED', 'FILLED'])
+    expect(statuses).toEqual(['CANCELED', 'CANCELED', 'FILLED'])
     const fromId = await signed(
       'GET',
       '/api/v3/allOrders',

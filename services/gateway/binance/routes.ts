@@ -10,12 +10,15 @@ import type { Context, Hono } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { Executor } from '../../../adapters/db/database.ts'
 import { orders, trades } from '../../../adapters/db/schema.ts'
+import type { PubSubCache } from '../../../adapters/pubsub/index.ts'
 import { balancesOf } from '../../../ledger/ledger.ts'
 import { BourseError } from '../../../lib/errors.ts'
 import type { Logger } from '../../../lib/log.ts'
 import { formatDecimal, parseDecimal } from '../../../lib/money.ts'
 import type { Fill } from '../../engine/batch.ts'
 import type { OrderView } from '../../engine/events.ts'
+import { parseInterval } from '../../handler/intervals.ts'
+import { klines, recentTrades, ticker24h } from '../../handler/queries.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
 import type { EngineClient, PlaceOrder } from '../engine-client.ts'
 import { fixed, type MarketDirectory, type MarketInfo } from '../markets.ts'
@@ -27,6 +30,8 @@ export interface BinanceDeps {
   db: Executor
   engines: ReadonlyMap<string, EngineClient>
   markets: MarketDirectory
+  /** The handler's market data (k-lines, 24h ticker, recent trades) and the rate-limit counters. */
+  cache: PubSubCache
   keys: ApiKeyStore
   limiter: RateLimiter
   clientIp: (c: Context) => string
@@ -158,6 +163,162 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     },
   )
 
+  route('GET', '/api/v3/trades', 'NONE', 25, async ({ params }) => {
+    const info = await market(params)
+    const limit = limitOf(params, 500, 1000)
+    const list = await recentTrades(deps.cache, info.symbol, limit)
+    return list.reverse().map((t) => ({
+      id: t.id,
+      price: fixed(t.price, info.priceScale),
+      qty: fixed(t.qty, info.qtyScale),
+      quoteQty: fixed(t.quoteQty, info.quoteScale),
+      time: t.time,
+      isBuyerMaker: t.isBuyerMaker,
+      isBestMatch: t.isBestMatch,
+    }))
+  })
+
+  for (const path of ['/api/v3/klines', '/api/v3/uiKlines']) {
+    route('GET', path, 'NONE', 2, async ({ params }) => {
+      const info = await market(params)
+      const interval = parseInterval(params.required('interval'))
+      if (interval === undefined) throw errors.badInterval()
+      const timeZone = params.get('timeZone')
+      if (timeZone !== undefined && !/^(\+|-)?0{0,2}(:00)?$|^0$/.test(timeZone))
+        throw errors.invalidParam('timeZone')
+      const time = (name: string) => {
+        const v = longParam(params, name)
+        return v === undefined ? undefined : Number(v) >= 1e14 ? Math.floor(Number(v) / 1000) : Number(v)
+      }
+      const startTime = time('startTime')
+      const endTime = time('endTime')
+      return klines(deps.cache, info.symbol, interval, {
+        limit: limitOf(params, 500, 1000, true),
+        ...(startTime !== undefined && { startTime }),
+        ...(endTime !== undefined && { endTime }),
+      })
+    })
+  }
+
+  route('GET', '/api/v3/avgPrice', 'NONE', 2, async ({ params }) => {
+    const info = await market(params)
+    const now = deps.now()
+    const currentMinute = now - (now % 60_000)
+    const rows = await klines(deps.cache, info.symbol, '1m', {
+      startTime: currentMinute - 4 * 60_000,
+      limit: 5,
+    })
+    let volume = 0n
+    let quote = 0n
+    let closeTime = 0
+    const scale = 18
+    for (const row of rows) {
+      volume += parseDecimal(row[5], scale, { allowZero: true, rounding: 'down' })
+      quote += parseDecimal(row[7], scale, { allowZero: true, rounding: 'down' })
+      closeTime = Math.max(closeTime, row[8] > 0 ? row[6] : 0)
+    }
+    if (volume === 0n) {
+      // No trade in the last 5 minutes: the last price stands.
+      const ticker = await ticker24h(deps.cache, info.symbol)
+      return {
+        mins: 5,
+        price: fixed(ticker?.lastPrice ?? '0', Math.max(8, info.priceScale)),
+        closeTime: ticker?.closeTime ?? now,
+      }
+    }
+    const priceScale = Math.max(8, info.priceScale)
+    const avg = (quote * 10n ** BigInt(priceScale)) / volume
+    return { mins: 5, price: formatDecimal(avg, priceScale), closeTime }
+  })
+
+  const tickerWeight = (single: number, many: number) => (p: Params) =>
+    p.get('symbol') !== undefined ? single : many
+  const tickerSymbols = async (params: Params): Promise<{ list: MarketInfo[]; single: boolean }> => {
+    const directory = await deps.markets.directory()
+    const symbol = params.get('symbol')
+    const symbols = params.get('symbols')
+    if (symbol !== undefined && symbols !== undefined)
+      throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+    if (symbol === undefined && symbols === undefined)
+      return { list: [...directory.markets.values()], single: false }
+    const names = symbol !== undefined ? [symbol] : parseSymbolList(symbols!, 'symbols')
+    const list = names.map((s) => {
+      const info = directory.markets.get(s.toUpperCase())
+      if (info === undefined) throw errors.badSymbol()
+      return info
+    })
+    return { list, single: symbol !== undefined }
+  }
+  const best = async (info: MarketInfo) => {
+    const engine = deps.engines.get(info.symbol)
+    const depth = engine === undefined ? undefined : await engineCall(() => engine.depth(1), 'query')
+    const zeroPrice = fixed('0', info.priceScale)
+    const zeroQty = fixed('0', info.qtyScale)
+    const [bid, ask] = [depth?.bids[0], depth?.asks[0]]
+    return {
+      bidPrice: bid?.[0] ?? zeroPrice,
+      bidQty: bid?.[1] ?? zeroQty,
+      askPrice: ask?.[0] ?? zeroPrice,
+      askQty: ask?.[1] ?? zeroQty,
+    }
+  }
+
+  route('GET', '/api/v3/ticker/24hr', 'NONE', tickerWeight(2, 80), async ({ params }) => {
+    const { list, single } = await tickerSymbols(params)
+    const type = params.get('type') ?? 'FULL'
+    if (type !== 'FULL' && type !== 'MINI') throw new BinanceError(-1139, 'Invalid ticker type.')
+    const now = deps.now()
+    const out = await Promise.all(
+      list.map(async (info) => {
+        const t = await ticker24h(deps.cache, info.symbol)
+        const p = (v: string | undefined) => fixed(v ?? '0', info.priceScale)
+        const q = (v: string | undefined) => fixed(v ?? '0', info.qtyScale)
+        const common = {
+          openPrice: p(t?.openPrice),
+          highPrice: p(t?.highPrice),
+          lowPrice: p(t?.lowPrice),
+          lastPrice: p(t?.lastPrice),
+          volume: q(t?.volume),
+          quoteVolume: fixed(t?.quoteVolume ?? '0', info.quoteScale),
+          openTime: t?.openTime ?? now - DAY_MS,
+          closeTime: t?.closeTime ?? now,
+          firstId: t?.firstId ?? -1,
+          lastId: t?.lastId ?? -1,
+          count: t?.count ?? 0,
+        }
+        if (type === 'MINI') return { symbol: info.symbol, ...common }
+        return {
+          symbol: info.symbol,
+          priceChange: p(t?.priceChange),
+          priceChangePercent: t?.priceChangePercent ?? '0.000',
+          weightedAvgPrice: p(t?.weightedAvgPrice),
+          prevClosePrice: p(t?.openPrice),
+          lastQty: q(t?.lastQty),
+          ...(await best(info)),
+          ...common,
+        }
+      }),
+    )
+    return single ? out[0] : out
+  })
+
+  route('GET', '/api/v3/ticker/price', 'NONE', tickerWeight(2, 4), async ({ params }) => {
+    const { list, single } = await tickerSymbols(params)
+    const out = await Promise.all(
+      list.map(async (info) => {
+        const t = await ticker24h(deps.cache, info.symbol)
+        return { symbol: info.symbol, price: fixed(t?.lastPrice ?? '0', info.priceScale) }
+      }),
+    )
+    return single ? out[0] : out
+  })
+
+  route('GET', '/api/v3/ticker/bookTicker', 'NONE', tickerWeight(2, 4), async ({ params }) => {
+    const { list, single } = await tickerSymbols(params)
+    const out = await Promise.all(list.map(async (info) => ({ symbol: info.symbol, ...(await best(info)) })))
+    return single ? out[0] : out
+  })
+
   // ---- Trading
 
   route('POST', '/api/v3/order', 'TRADE', 1, async (call) => {
@@ -204,7 +365,9 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     const engine = engineOf(info)
     let target: { orderId?: bigint; clientOrderId?: string } = ref
     if ((ref.orderId !== undefined && ref.clientOrderId !== undefined) || cancelRestrictions !== undefined) {
-      const open = await engineCall(() => engine.order(key.userId, ref), 'cancel')
+      // The engine looks an order up by one reference: by orderId first, then the client id is checked against it.
+      const lookup = ref.orderId !== undefined ? { orderId: ref.orderId } : ref
+      const open = await engineCall(() => engine.order(key.userId, lookup), 'cancel')
       if (ref.clientOrderId !== undefined && open.clientOrderId !== ref.clientOrderId)
         throw errors.cancelRejected('Unknown order sent.')
       if (

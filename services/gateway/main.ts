@@ -1,0 +1,86 @@
+/**
+ * `bourse gateway`: the REST API replicas. Reaches each market's engine over HTTP (keep-alive fetch), reads
+ * Postgres for orders, trades and balances, and keeps rate limits in the Redis Cluster so every replica
+ * counts the same minute. Serves /metrics, /healthz and /readyz beside the API on one port.
+ */
+import { getRequestListener } from '@hono/node-server'
+import { z } from 'zod'
+import { openDatabase } from '../../adapters/db/database.ts'
+import { createPubSubCache } from '../../adapters/pubsub/index.ts'
+import { boolean, fromEnv, list, port, positiveInt, url } from '../../lib/config.ts'
+import { untilStopped } from '../../lib/lifecycle.ts'
+import { createLogger } from '../../lib/log.ts'
+import { startHttpServer } from '../../lib/metrics.ts'
+import { parseEncryptionKey } from './api-keys.ts'
+import { createGatewayApp } from './app.ts'
+import { EngineClient } from './engine-client.ts'
+
+const engineEntry = z
+  .string()
+  .regex(/^[A-Z0-9]{2,32}=https?:\/\/\S+$/, 'expected SYMBOL=http://host:port')
+  .transform((text) => {
+    const at = text.indexOf('=')
+    return { symbol: text.slice(0, at), url: text.slice(at + 1) }
+  })
+
+const keyEncryptionKey = z
+  .string()
+  .refine((text) => {
+    try {
+      parseEncryptionKey(text)
+      return true
+    } catch {
+      return false
+    }
+  }, 'expected 32 bytes as 64 hex characters or base64')
+  .transform(parseEncryptionKey)
+
+export const GatewayEnv = z.object({
+  BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
+  /** Every market's engine: `BTCUSDT=http://engine-btcusdt:7000,ETHUSDT=http://engine-ethusdt:7000`. */
+  BOURSE_ENGINES: list(engineEntry, { min: 1 }),
+  BOURSE_REDIS_NODES: list(z.string(), { min: 1 }),
+  /** Encrypts API secrets at rest; the same value on every replica. */
+  BOURSE_KEY_ENCRYPTION_SECRET: keyEncryptionKey,
+  BOURSE_GATEWAY_PORT: port().default(8080),
+  BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
+  BOURSE_WEIGHT_PER_MINUTE: positiveInt().default(6000),
+  BOURSE_REJECTIONS_BEFORE_BAN: positiveInt().default(10),
+  /** Behind a trusted ingress: the client's address is the first of X-Forwarded-For. */
+  BOURSE_TRUST_PROXY: boolean().default(false),
+})
+
+export async function main(_args: string[]): Promise<void> {
+  const config = fromEnv(GatewayEnv, { component: 'gateway' })
+  const log = createLogger('gateway')
+  const database = await openDatabase({
+    kind: 'postgres',
+    url: config.BOURSE_DATABASE_URL,
+    maxConnections: 10,
+  })
+  const cache = createPubSubCache({ kind: 'redis', nodes: config.BOURSE_REDIS_NODES })
+  const engines = new Map(config.BOURSE_ENGINES.map((e) => [e.symbol, EngineClient.remote(e.symbol, e.url)]))
+  const app = createGatewayApp({
+    db: database.db,
+    engines,
+    cache,
+    log,
+    config: {
+      keyEncryptionKey: config.BOURSE_KEY_ENCRYPTION_SECRET,
+      weightPerMinute: config.BOURSE_WEIGHT_PER_MINUTE,
+      rejectionsBeforeBan: config.BOURSE_REJECTIONS_BEFORE_BAN,
+      trustProxy: config.BOURSE_TRUST_PROXY,
+    },
+  })
+  const http = await startHttpServer({
+    port: config.BOURSE_GATEWAY_PORT,
+    host: config.BOURSE_HTTP_HOST,
+    app: getRequestListener(app.fetch),
+  })
+  log.info({ url: http.url, markets: [...engines.keys()] }, 'gateway serving')
+
+  await untilStopped()
+  await http.close()
+  await cache.close()
+  await database.close()
+}
