@@ -284,3 +284,145 @@ export const apiKeys = pgTable(
     ),
   ],
 )
+
+/**
+ * A Wallet's chain side as the syncer keeps it: the deposit xpub (watch-only), the confirmations it
+ * credits after, and the scan cursor — the last block whose deposits are recorded, with its hash, so a
+ * restart resumes exactly there and a reorg below it is noticed.
+ */
+export const chainWallets = pgTable(
+  'chain_wallets',
+  {
+    /** The Wallet resource's name. */
+    id: text('id').primaryKey(),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    xpub: text('xpub').notNull(),
+    confirmations: integer('confirmations').notNull(),
+    /** `depth`: credit after `confirmations` blocks; `finalized`: once the chain's finalized tag covers the block. */
+    finality: text('finality', { enum: ['depth', 'finalized'] })
+      .notNull()
+      .default('depth'),
+    /** Next deposit address index to hand out; only ever increases, so an index is never reused. */
+    nextAddressIndex: integer('next_address_index').notNull().default(0),
+    /** Last block scanned (-1: nothing yet; the scan starts at start_block). */
+    scannedBlock: bigint('scanned_block', { mode: 'bigint' }).notNull(),
+    scannedHash: text('scanned_hash'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check('chain_wallets_confirmations', sql`${t.confirmations} >= 1`),
+    check('chain_wallets_next_index', sql`${t.nextAddressIndex} between 0 and 2147483648`),
+  ],
+)
+
+/** The assets a Wallet takes deposits of: the chain's native coin (no contract) or an ERC-20. */
+export const chainWalletAssets = pgTable(
+  'chain_wallet_assets',
+  {
+    walletId: text('wallet_id')
+      .notNull()
+      .references(() => chainWallets.id),
+    asset: text('asset')
+      .notNull()
+      .references(() => assets.symbol),
+    /** Checksummed ERC-20 address; null for the native coin. */
+    contract: text('contract'),
+    decimals: integer('decimals').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.walletId, t.asset] }),
+    uniqueIndex('chain_wallet_assets_contract').on(t.walletId, t.contract),
+    uniqueIndex('chain_wallet_assets_native')
+      .on(t.walletId)
+      .where(sql`${t.contract} is null`),
+  ],
+)
+
+/** Per-user deposit addresses: child `address_index` of the Wallet's xpub, allocated once, never reused. */
+export const depositAddresses = pgTable(
+  'deposit_addresses',
+  {
+    walletId: text('wallet_id')
+      .notNull()
+      .references(() => chainWallets.id),
+    addressIndex: integer('address_index').notNull(),
+    userId: bigint('user_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => users.id),
+    /** Checksummed. */
+    address: text('address').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.walletId, t.addressIndex] }),
+    unique('deposit_addresses_address').on(t.walletId, t.address),
+    unique('deposit_addresses_user').on(t.walletId, t.userId),
+  ],
+)
+
+/**
+ * The recent blocks the syncer scanned, with their parent hashes: a new block whose parent is not the
+ * stored hash, or a stored block whose hash the chain no longer has, is a reorg. Pruned below the depth
+ * a reorg can still reach.
+ */
+export const chainBlocks = pgTable(
+  'chain_blocks',
+  {
+    walletId: text('wallet_id')
+      .notNull()
+      .references(() => chainWallets.id),
+    number: bigint('number', { mode: 'bigint' }).notNull(),
+    hash: text('hash').notNull(),
+    parentHash: text('parent_hash').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.walletId, t.number] })],
+)
+
+export const depositStates = ['detected', 'confirming', 'credited', 'orphaned'] as const
+
+/**
+ * A transfer to a deposit address. Keyed by (chain, tx hash, the log's ordinal in its receipt; -1 for
+ * the native value), which a reorg does not change (a log's block-level index does): a transfer that
+ * a reorg orphans and the new chain re-includes is the same row, detected again, credited once.
+ */
+export const deposits = pgTable(
+  'deposits',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    walletId: text('wallet_id')
+      .notNull()
+      .references(() => chainWallets.id),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    txHash: text('tx_hash').notNull(),
+    logOrdinal: integer('log_ordinal').notNull(),
+    asset: text('asset')
+      .notNull()
+      .references(() => assets.symbol),
+    userId: bigint('user_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => users.id),
+    address: text('address').notNull(),
+    fromAddress: text('from_address').notNull(),
+    /** The transferred amount in the asset's units (token decimals), exact. */
+    amount: numeric('amount').notNull(),
+    blockNumber: bigint('block_number', { mode: 'bigint' }).notNull(),
+    blockHash: text('block_hash').notNull(),
+    /** The log's index in its block, for explorers; not part of the identity. */
+    logIndex: integer('log_index'),
+    state: text('state', { enum: depositStates }).notNull().default('detected'),
+    /** What the ledger booked (the amount at the ledger's scale), once credited. */
+    creditedAmount: numeric('credited_amount'),
+    detectedAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    creditedAt: timestamp('credited_at', { withTimezone: true }),
+  },
+  (t) => [
+    unique('deposits_chain_tx_ordinal').on(t.chainId, t.txHash, t.logOrdinal),
+    index('deposits_pending')
+      .on(t.walletId, t.blockNumber)
+      .where(sql`${t.state} in ('detected', 'confirming')`),
+    index('deposits_user').on(t.userId, t.id),
+    check('deposits_ordinal', sql`${t.logOrdinal} >= -1`),
+    check('deposits_amount_positive', sql`${t.amount} > 0`),
+  ],
+)
