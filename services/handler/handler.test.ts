@@ -106,6 +106,8 @@ function scenario(
         topicPrefix,
         registry,
         clickhouse: { maxDelayMs: 20 },
+        // Trades of 2024 under today's clock: only trades move the ticker here.
+        tickerRollMs: 0,
         ...(store ? { store } : {}),
       })
       await handler.start()
@@ -292,6 +294,8 @@ describe('market-data handler replicas on one channel (Redis Cluster)', () => {
         registry,
         maxInFlight: 8,
         clickhouse: { maxDelayMs: 20 },
+        // Trades of 2024 under today's clock: only trades move the ticker here.
+        tickerRollMs: 0,
       })
     })
     for (const h of handlers) await h.start()
@@ -379,6 +383,7 @@ describe('market-data handler when ClickHouse fails after the Redis commit', () 
       store,
       registry,
       requeueDelayMs: 50,
+      tickerRollMs: 0,
       clickhouse: { maxDelayMs: 10 },
     })
     await handler.start()
@@ -396,6 +401,61 @@ describe('market-data handler when ClickHouse fails after the Redis commit', () 
       expect(await klines(cache, symbol, '1m')).toEqual([
         [T0, '20', '20', '20', '20', '3', T0 + MIN - 1, '60', 1, '3', '60', '0'],
       ])
+    } finally {
+      await handler.stop()
+      await store.close()
+      await cache.close()
+      await bus.close()
+    }
+  })
+})
+
+describe('market-data handler on a quiet market', () => {
+  it('rolls the ticker on without trades, down to an idle one', async () => {
+    const symbol = uniqueName('HQ').toUpperCase()
+    const topicPrefix = `${uniqueName('q')}-`
+    const bus = createBus({ kind: 'memory' })
+    const cache = createPubSubCache({ kind: 'redis', nodes: redisClusterNodes() })
+    const store = redisMarketStore({ nodes: redisClusterNodes() })
+    let clock = T0 + 30_000
+    const registry = new Registry()
+    const handler = createMarketDataHandler({
+      bus,
+      cache,
+      analytics,
+      log,
+      topicPrefix,
+      store,
+      registry,
+      now: () => clock,
+      tickerRollMs: 10,
+      clickhouse: { maxDelayMs: 10 },
+    })
+    await handler.start()
+    try {
+      await bus.publish(`${topicPrefix}trades`, event(symbol, 1, '20', '3', '60', T0, false))
+      await bus.publish(`${topicPrefix}trades`, event(symbol, 2, '21', '1', '21', T0 + 5 * MIN, false))
+      await until(async () => (await counted(registry)).counted === 2, 'two trades')
+      expect(await ticker24h(cache, symbol)).toMatchObject({
+        count: 2,
+        lastPrice: '21',
+        closeTime: T0 + 6 * MIN - 1,
+      })
+      // A day after the first trade's minute, only the second is in the window.
+      clock = T0 + 1440 * MIN
+      await until(async () => (await ticker24h(cache, symbol))?.count === 1, 'the first minute to leave')
+      expect(await ticker24h(cache, symbol)).toMatchObject({ openPrice: '21', volume: '1', firstId: 2 })
+      clock = T0 + 1450 * MIN
+      await until(async () => (await ticker24h(cache, symbol))?.count === 0, 'an idle ticker')
+      expect(await ticker24h(cache, symbol)).toMatchObject({
+        lastPrice: '21',
+        volume: '0',
+        firstId: -1,
+        lastId: -1,
+        closeTime: T0 + 1451 * MIN - 1,
+      })
+      // The k-lines stay.
+      expect(await klines(cache, symbol, '1m')).toHaveLength(2)
     } finally {
       await handler.stop()
       await store.close()

@@ -55,8 +55,13 @@ export interface MarketDataHandlerOptions {
   requeueDelayMs?: number
   clickhouse?: { maxRows?: number; maxDelayMs?: number }
   registry?: Registry
-  /** The clock for the `x` (closed) flag of published k-lines. */
+  /** The clock: the `x` (closed) flag of published k-lines, and the end of the tickers' window. */
   now?: () => number
+  /**
+   * How often the 24h tickers of the symbols this handler holds roll on to the current minute without a
+   * trade (default 60 000 ms; 0: only trades move them).
+   */
+  tickerRollMs?: number
 }
 
 export interface MarketDataHandler {
@@ -89,6 +94,8 @@ interface Item {
 interface Queue {
   items: Item[]
   running: boolean
+  /** The ticker window should move on to the current minute (a quiet market's day passes too). */
+  rollDue: boolean
 }
 
 function metrics(registry: Registry | undefined) {
@@ -127,6 +134,14 @@ function metrics(registry: Registry | undefined) {
 
 const fmt = (units: bigint) => formatDecimal(units, SCALE, { trimZeros: true })
 
+function tickerOp(ticker: Ticker24h): WriteOp {
+  return {
+    op: 'hset',
+    key: keys.ticker(ticker.symbol),
+    fields: Object.fromEntries(Object.entries(ticker).map(([k, v]) => [k, String(v)])),
+  }
+}
+
 export function createMarketDataHandler(options: MarketDataHandlerOptions): MarketDataHandler {
   const { bus, cache, analytics, log } = options
   const store = options.store ?? cacheMarketStore(cache)
@@ -147,6 +162,12 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
   const states = new Map<string, SymbolState>()
   const queues = new Map<string, Queue>()
   let subscription: Subscription | undefined
+  let rollTimer: NodeJS.Timeout | undefined
+  const draining = new Set<Promise<void>>()
+  const track = (work: Promise<void>) => {
+    draining.add(work)
+    void work.finally(() => draining.delete(work))
+  }
 
   async function load(symbol: string): Promise<SymbolState> {
     // The revision first: anything written after this read makes our commit fail and reload.
@@ -225,13 +246,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
       ops.push({ op: 'expire', key, ttlMs: DEDUP_TTL_MS })
     }
     const ticker = state.aggregator.ticker.snapshot()
-    if (ticker !== undefined) {
-      ops.push({
-        op: 'hset',
-        key: keys.ticker(symbol),
-        fields: Object.fromEntries(Object.entries(ticker).map(([k, v]) => [k, String(v)])),
-      })
-    }
+    if (ticker !== undefined) ops.push(tickerOp(ticker))
     fresh.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     const tradeJson = fresh.map((t) =>
       JSON.stringify({
@@ -356,10 +371,45 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
     }
   }
 
+  /** Moves the symbol's ticker window on to the current minute, if it has not got there with a trade. */
+  async function rollTicker(symbol: string): Promise<void> {
+    for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
+      let state = states.get(symbol)
+      try {
+        if (state === undefined) {
+          state = await load(symbol)
+          states.set(symbol, state)
+        }
+        if (!state.aggregator.ticker.advanceTo(bucketStart('1m', now()))) return
+        const ticker = state.aggregator.ticker.snapshot()
+        if (ticker === undefined) return
+        if (!(await store.commit(symbol, state.revision, [tickerOp(ticker)]))) {
+          states.delete(symbol)
+          m.conflicts.inc()
+          continue
+        }
+        state.revision++
+        trim(state)
+        await publish(symbol, [], [], ticker)
+        return
+      } catch (error) {
+        states.delete(symbol)
+        throw error
+      }
+    }
+  }
+
   async function drain(symbol: string, queue: Queue): Promise<void> {
     queue.running = true
     try {
-      while (queue.items.length > 0) {
+      while (queue.items.length > 0 || queue.rollDue) {
+        if (queue.items.length === 0) {
+          queue.rollDue = false
+          await rollTicker(symbol).catch((error) =>
+            log.warn({ err: error, symbol }, 'rolling the ticker failed'),
+          )
+          continue
+        }
         const batch = queue.items.splice(0, MAX_COMMIT)
         try {
           const counted = await commitTrades(
@@ -382,11 +432,11 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
     return new Promise((resolve, reject) => {
       let queue = queues.get(trade.symbol)
       if (queue === undefined) {
-        queue = { items: [], running: false }
+        queue = { items: [], running: false, rollDue: false }
         queues.set(trade.symbol, queue)
       }
       queue.items.push({ trade, resolve, reject })
-      if (!queue.running) void drain(trade.symbol, queue)
+      if (!queue.running) track(drain(trade.symbol, queue))
     })
   }
 
@@ -418,11 +468,24 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
         },
         { maxInFlight, requeueDelayMs: options.requeueDelayMs ?? 1000 },
       )
+      const rollMs = options.tickerRollMs ?? 60_000
+      if (rollMs > 0) {
+        rollTimer = setInterval(() => {
+          for (const [symbol, queue] of queues) {
+            queue.rollDue = true
+            if (!queue.running) track(drain(symbol, queue))
+          }
+        }, rollMs)
+        rollTimer.unref()
+      }
       log.info({ topic, channel }, 'market-data handler started')
     },
     async stop() {
+      clearInterval(rollTimer)
+      rollTimer = undefined
       await subscription?.close()
       subscription = undefined
+      await Promise.all(draining)
       await writer.close()
       log.info({ topic, channel }, 'market-data handler stopped')
     },

@@ -89,6 +89,44 @@ describe('RollingTicker', () => {
     expect(ticker.snapshot()?.count).toBe(2)
   })
 
+  it('rolls on without trades, down to an idle ticker that keeps the last price', () => {
+    const ticker = new RollingTicker('ETHUSDT')
+    expect(ticker.advanceTo(T0)).toBe(true)
+    expect(ticker.snapshot()).toBeUndefined()
+    feed(ticker, [trade(1, '10', '1', T0 + MIN), trade(2, '12', '2', T0 + 2 * MIN)])
+    expect(ticker.advanceTo(T0 + MIN)).toBe(false)
+    expect(ticker.advanceTo(T0 + DAY + MIN)).toBe(true)
+    expect(ticker.snapshot()).toMatchObject({
+      openPrice: '12',
+      lastPrice: '12',
+      volume: '2',
+      count: 1,
+      firstId: 2,
+    })
+    ticker.advanceTo(T0 + DAY + 2 * MIN)
+    expect(ticker.snapshot()).toEqual({
+      symbol: 'ETHUSDT',
+      priceChange: '0',
+      priceChangePercent: '0.000',
+      weightedAvgPrice: '0',
+      lastPrice: '12',
+      lastQty: '0',
+      openPrice: '0',
+      highPrice: '0',
+      lowPrice: '0',
+      volume: '0',
+      quoteVolume: '0',
+      openTime: T0 + 3 * MIN,
+      closeTime: T0 + DAY + 3 * MIN - 1,
+      firstId: -1,
+      lastId: -1,
+      count: 0,
+    })
+    // Trading again starts a fresh window.
+    feed(ticker, [trade(3, '11', '1', T0 + DAY + 5 * MIN)])
+    expect(ticker.snapshot()).toMatchObject({ openPrice: '11', lastPrice: '11', count: 1, firstId: 3 })
+  })
+
   it('percent rounds half away from zero at the third place', () => {
     const ticker = new RollingTicker('ETHUSDT')
     feed(ticker, [trade(1, '8', '1', T0), trade(2, '8.0001', '1', T0 + 1)])

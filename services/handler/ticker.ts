@@ -89,6 +89,7 @@ export class RollingTicker {
   #total: Kline | undefined
   /** High, low, open and close must be recomputed from the minutes (a minute holding one left the window). */
   #stale = false
+  #lastPrice: bigint | undefined
 
   constructor(symbol: string, minuteKlines: Iterable<Kline> = []) {
     this.symbol = symbol
@@ -155,14 +156,55 @@ export class RollingTicker {
     return true
   }
 
-  /** The ticker now; undefined before the first trade. */
+  /**
+   * Moves the window to end with `minute` even without a trade in it (a quiet market's day passes too).
+   * True when the window moved.
+   */
+  advanceTo(minute: number): boolean {
+    if (minute <= this.#endMinute) return false
+    this.#refresh()
+    this.#endMinute = minute
+    this.#evict()
+    return true
+  }
+
+  /**
+   * The ticker now; undefined before the first trade. A window without trades (none for 24h) has zero
+   * volume, count and prices, except the last price, and first/last id -1, as Binance shows an idle symbol.
+   */
   snapshot(): Ticker24h | undefined {
-    if (this.#total === undefined) return undefined
+    const windowStart = this.#endMinute - WINDOW_MS + MINUTE
+    this.#refresh()
+    if (this.#total !== undefined) return render(this.symbol, this.#total, windowStart)
+    if (this.#lastPrice === undefined) return undefined
+    return {
+      symbol: this.symbol,
+      priceChange: '0',
+      priceChangePercent: '0.000',
+      weightedAvgPrice: '0',
+      lastPrice: fmt(this.#lastPrice),
+      lastQty: '0',
+      openPrice: '0',
+      highPrice: '0',
+      lowPrice: '0',
+      volume: '0',
+      quoteVolume: '0',
+      openTime: windowStart,
+      closeTime: windowStart + WINDOW_MS - 1,
+      firstId: -1,
+      lastId: -1,
+      count: 0,
+    }
+  }
+
+  /** Brings high, low, open and close up to date; remembers the last price for when the window empties. */
+  #refresh(): void {
+    if (this.#total === undefined) return
     if (this.#stale) {
       extremesOf(this.#total, this.#minutes.values())
       this.#stale = false
     }
-    return render(this.symbol, this.#total, this.#endMinute - WINDOW_MS + MINUTE)
+    this.#lastPrice = this.#total.close
   }
 
   /** Drops the minutes that left the window, taking their sums off the totals. */
