@@ -87,7 +87,7 @@ export function engineApi(engine: MatchingEngine): Hono {
     const { userId } = parse(UserQuery, c.req.query())
     return c.json(await engine.submit({ kind: 'cancelAll', userId }))
   })
-  app.get('/depth', (c) => c.json(engine.depth(parse(DepthQuery, c.req.query()).limit)))
+  app.get('/depth', async (c) => c.json(await engine.depth(parse(DepthQuery, c.req.query()).limit)))
   app.get('/status', (c) => c.json(engine.status()))
   app.post('/halt', async (c) => c.json(await engine.submit({ kind: 'halt' })))
   app.post('/resume', async (c) => c.json(await engine.submit({ kind: 'resume' })))

@@ -75,6 +75,8 @@ export class MatchingEngine {
   private running: Promise<void> | null = null
   private fencedBy: FencedError | null = null
   private lastPrice: string | null = null
+  /** Set while the book holds a batch's changes that are not committed yet; resolved at commit or rollback. */
+  private uncommitted: PromiseWithResolvers<void> | null = null
 
   private constructor(options: EngineOptions, state: EngineState, epoch: bigint, lastSeq: bigint) {
     this.options = options
@@ -172,7 +174,14 @@ export class MatchingEngine {
     return [...this.state.orders.values()].filter((o) => o.userId === userId).map((o) => this.view(o))
   }
 
-  depth(limit: number): { bids: [string, string][]; asks: [string, string][]; lastUpdateId: string } {
+  /**
+   * The book as committed. A batch changes the book before its commit, which may fail and roll it back:
+   * wait until no batch's changes are pending, so the levels are what Postgres holds as of lastUpdateId.
+   */
+  async depth(
+    limit: number,
+  ): Promise<{ bids: [string, string][]; asks: [string, string][]; lastUpdateId: string }> {
+    while (this.uncommitted !== null) await this.uncommitted.promise
     const levels: Depth = this.state.book.levels(limit)
     const units = this.state.units
     const side = (ls: Depth['bids']) =>
@@ -295,10 +304,12 @@ export class MatchingEngine {
         return this.failBatch(items, err)
       }
       this.state.book.beginBatch()
+      this.uncommitted = Promise.withResolvers()
       const batch = new Batch(this.state, available)
       const outcomes = items.map((item) => batch.apply(item.command))
       if (!batch.hasWrites) {
         this.state.book.commitBatch()
+        this.settleBook()
         return answer(items, outcomes)
       }
       try {
@@ -309,6 +320,7 @@ export class MatchingEngine {
         this.state.book.commitBatch()
         batch.commitTo(this.state)
         this.lastSeq = lastSeq
+        this.settleBook()
         this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
         metrics.batchSize.observe(items.length)
         metrics.commands.inc({ market: this.symbol }, items.length)
@@ -318,11 +330,17 @@ export class MatchingEngine {
         return
       } catch (err) {
         this.state.book.rollbackBatch()
+        this.settleBook()
         if (err instanceof BourseError && err.code === 'insufficient_funds' && attempt < COMMIT_ATTEMPTS)
           continue
         return this.failBatch(items, err)
       }
     }
+  }
+
+  private settleBook(): void {
+    this.uncommitted?.resolve()
+    this.uncommitted = null
   }
 
   private failBatch(items: Queued[], err: unknown): void {
