@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/.tools/node/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 dev:
 	@scripts/bootstrap
-	node cli/bourse.ts dev
+	node cli/bourse.ts dev $(if $(BOURSE_CREDENTIALS_FILE),--credentials-file $(BOURSE_CREDENTIALS_FILE))
 
 test:
 	@scripts/bootstrap test

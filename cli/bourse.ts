@@ -15,6 +15,7 @@ const components: Record<
     summary: "one market's matching engine: bourse engine --market BTCUSDT",
     load: () => import('../services/engine/main.ts'),
   },
+  gateway: { summary: 'the REST API (Binance Spot v3)', load: () => import('../services/gateway/main.ts') },
   migrate: {
     summary: 'apply the database migrations (the migration Job)',
     load: () => import('../services/migrate/migrate.ts'),

@@ -1,6 +1,15 @@
-/** The demo exchange `bourse dev` starts with: three assets and two markets, created once. */
+/**
+ * The demo exchange `bourse dev` starts with: three assets, two markets, a funded demo trader with an API key,
+ * and two bot accounts that keep the books alive. Everything is created once and found again on restart.
+ */
+import { randomBytes } from 'node:crypto'
+import { chmod, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { eq } from 'drizzle-orm'
 import type { Database } from '../../adapters/db/database.ts'
-import { assets, markets } from '../../adapters/db/schema.ts'
+import { assets, markets, users } from '../../adapters/db/schema.ts'
+import { creditDeposit } from '../../ledger/operations.ts'
+import { createApiKey, parseEncryptionKey } from '../gateway/api-keys.ts'
 
 export const demoAssets = [
   { symbol: 'BTC', scale: 8 },
@@ -31,7 +40,55 @@ export const demoMarkets = [
   },
 ]
 
+const demoFunds: Record<string, string> = { BTC: '10', ETH: '100', USDT: '100000' }
+const botFunds: Record<string, string> = { BTC: '1000', ETH: '10000', USDT: '100000000' }
+
 export async function seedDemo(db: Database): Promise<void> {
   await db.insert(assets).values(demoAssets).onConflictDoNothing()
   await db.insert(markets).values(demoMarkets).onConflictDoNothing()
+}
+
+/** A user with these funds credited once (as if deposited), whatever the number of restarts. */
+export async function fundedUser(db: Database, name: string, funds: Record<string, string>): Promise<bigint> {
+  await db.insert(users).values({ name }).onConflictDoNothing()
+  const [user] = await db.select().from(users).where(eq(users.name, name))
+  for (const [asset, amount] of Object.entries(funds)) {
+    await creditDeposit(db, { userId: user!.id, asset, amount, depositRef: `demo:${name}:${asset}` })
+  }
+  return user!.id
+}
+
+export const demoBots = (db: Database) =>
+  Promise.all([fundedUser(db, 'market-maker', botFunds), fundedUser(db, 'taker-bot', botFunds)])
+
+/** The key that encrypts API secrets at rest: made once per data folder. */
+export async function devEncryptionKey(dataDir: string): Promise<Buffer> {
+  const file = join(dataDir, 'key-encryption.secret')
+  try {
+    return parseEncryptionKey((await readFile(file, 'utf8')).trim())
+  } catch {
+    const key = randomBytes(32).toString('hex')
+    await writeFile(file, key, { mode: 0o600 })
+    return parseEncryptionKey(key)
+  }
+}
+
+export interface Credentials {
+  apiKey: string
+  apiSecret: string
+}
+
+/** The demo trader, funded, and its HMAC API key (made on the first run and kept in the data folder). */
+export async function demoTrader(db: Database, dataDir: string, encryptionKey: Buffer): Promise<Credentials> {
+  const userId = await fundedUser(db, 'demo', demoFunds)
+  const file = join(dataDir, 'demo-credentials.json')
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Credentials
+  } catch {
+    const key = await createApiKey(db, encryptionKey, { userId, kind: 'HMAC', canTrade: true, label: 'demo' })
+    const credentials = { apiKey: key.apiKey, apiSecret: key.secretKey! }
+    await writeFile(file, JSON.stringify(credentials), { mode: 0o600 })
+    await chmod(file, 0o600)
+    return credentials
+  }
 }

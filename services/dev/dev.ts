@@ -1,30 +1,38 @@
 /**
- * `bourse dev`: the exchange in one process on embedded stores — PGlite for Postgres, the in-process bus,
- * chDB for ClickHouse — so a newcomer sees it run with one command and no servers. Each component joins
- * here as it lands; what runs is printed at start.
+ * `bourse dev`: the whole exchange in one process on embedded stores — PGlite for Postgres, the in-process
+ * bus and pub/sub, chDB for ClickHouse — with the demo markets, a funded demo trader and a market-making
+ * bot, so a newcomer sees a live exchange with one command and no servers. Each component joins here as it
+ * lands; what runs is printed at start.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import { getRequestListener } from '@hono/node-server'
-import { Hono } from 'hono'
 import { z } from 'zod'
 import { openAnalytics } from '../../adapters/analytics/analytics.ts'
 import { createBus } from '../../adapters/bus/index.ts'
 import { type DatabaseHandle, openDatabase } from '../../adapters/db/database.ts'
 import { markets } from '../../adapters/db/schema.ts'
+import { createPubSubCache, InProcessRedis } from '../../adapters/pubsub/index.ts'
 import { fromEnv, port } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
-import { engineApi } from '../engine/api.ts'
 import { MatchingEngine } from '../engine/engine.ts'
+import { createGatewayApp } from '../gateway/app.ts'
+import { EngineClient } from '../gateway/engine-client.ts'
+import { migrateAnalytics } from '../handler/clickhouse.ts'
+import { createMarketDataHandler } from '../handler/handler.ts'
 import { createOutboxRelay } from '../relay/relay.ts'
-import { demoMarkets, seedDemo } from './demo.ts'
+import { demoBots, demoTrader, devEncryptionKey, seedDemo } from './demo.ts'
+import { startMarketMaker } from './market-maker.ts'
 
 const DevConfig = z.object({
   BOURSE_PORT: port().default(8080),
   /** Where the embedded stores keep their data between runs; delete it to start afresh. */
   BOURSE_DATA_DIR: z.string().default('.bourse/dev'),
+  /** Also write the demo trader's API key and secret here, as JSON. */
+  BOURSE_CREDENTIALS_FILE: z.string().optional(),
 })
 
 /** An engine for every market in the database, each committing to the embedded Postgres. */
@@ -44,8 +52,10 @@ async function startEngines(database: DatabaseHandle, onCommit: () => void): Pro
   )
 }
 
-export async function main(): Promise<void> {
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { 'credentials-file': { type: 'string' } } })
   const config = fromEnv(DevConfig, { component: 'dev' })
+  const credentialsFile = values['credentials-file'] ?? config.BOURSE_CREDENTIALS_FILE
   const log = createLogger('dev')
   const dataDir = resolve(config.BOURSE_DATA_DIR)
   await mkdir(dataDir, { recursive: true })
@@ -53,38 +63,68 @@ export async function main(): Promise<void> {
   const database = await openDatabase({ kind: 'pglite', dataDir: join(dataDir, 'postgres') })
   await database.migrate()
   await seedDemo(database.db)
+  const encryptionKey = await devEncryptionKey(dataDir)
+  const credentials = await demoTrader(database.db, dataDir, encryptionKey)
+  const [maker, taker] = await demoBots(database.db)
+  if (credentialsFile !== undefined)
+    await writeFile(resolve(credentialsFile), JSON.stringify(credentials), { mode: 0o600 })
+
   const bus = createBus({ kind: 'memory' })
+  const cache = createPubSubCache({ kind: 'memory', server: new InProcessRedis() })
   const analytics = openAnalytics({ kind: 'chdb', path: join(dataDir, 'chdb') })
-  await analytics.ping()
+  await migrateAnalytics(analytics)
   const relay = createOutboxRelay({ db: database.db, bus, batchSize: 1000, pollIntervalMs: 200, log })
   const engines = await startEngines(database, () => relay.wake())
+  const handler = createMarketDataHandler({ bus, cache, analytics, log: createLogger('handler') })
+  await handler.start()
   relay.start()
-  const app = new Hono()
-  for (const engine of engines) app.route(`/internal/engines/${engine.symbol}`, engineApi(engine))
+  const gateway = createGatewayApp({
+    db: database.db,
+    engines: new Map(engines.map((e) => [e.symbol, EngineClient.inProcess(e)])),
+    cache,
+    log: createLogger('gateway'),
+    config: {
+      keyEncryptionKey: encryptionKey,
+      weightPerMinute: 6000,
+      rejectionsBeforeBan: 10,
+      trustProxy: false,
+    },
+  })
   const http = await startHttpServer({
     port: config.BOURSE_PORT,
     host: '127.0.0.1',
-    app: getRequestListener(app.fetch),
+    app: getRequestListener(gateway.fetch),
   })
+  const bot = startMarketMaker(engines, { maker, taker })
 
   console.log(
     [
       'Bourse is running in embedded mode:',
-      `  postgres   PGlite in ${join(dataDir, 'postgres')} (migrated; markets ${demoMarkets.map((m) => m.symbol).join(', ')})`,
-      ...engines.map((e) => `  engine     ${e.symbol}: ${http.url}/internal/engines/${e.symbol}/status`),
-      '  relay      outbox → in-process bus, at-least-once',
+      `  gateway    ${http.url}/api/v3/…  (Binance Spot REST; /healthz, /readyz, /metrics)`,
+      `  engines    ${engines.map((e) => e.symbol).join(', ')}: batches committed to PGlite in ${join(dataDir, 'postgres')}`,
+      '  relay      outbox → in-process bus',
+      '  handler    trades → k-lines, 24h tickers, recent trades (in-process pub/sub) and chDB',
       `  analytics  chDB in ${join(dataDir, 'chdb')}`,
-      `  http       ${http.url}  (/healthz, /readyz, /metrics)`,
+      '  bot        a market maker and a taker trade on every market',
+      '',
+      'Demo trader (10 BTC, 100 ETH, 100000 USDT):',
+      `  apiKey     ${credentials.apiKey}`,
+      `  apiSecret  ${credentials.apiSecret}`,
+      ...(credentialsFile === undefined ? [] : [`  (also written to ${resolve(credentialsFile)})`]),
+      `Try: curl '${http.url}/api/v3/depth?symbol=BTCUSDT&limit=5'`,
       'Press Ctrl-C to stop.',
     ].join('\n'),
   )
 
   await untilStopped()
   log.info('stopping')
+  bot.stop()
   await http.close()
   await Promise.all(engines.map((e) => e.stop()))
   await relay.stop()
+  await handler.stop()
   await bus.close()
+  await cache.close()
   await analytics.close()
   await database.close()
 }
