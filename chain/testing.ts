@@ -3,6 +3,7 @@
  */
 import {
   type Account,
+  type Chain,
   createPublicClient,
   createTestClient,
   createWalletClient,
@@ -19,7 +20,7 @@ import type { Deployer } from './deploy.ts'
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
 
 export interface ChainClients {
-  readonly chain: ReturnType<typeof defineChain>
+  readonly chain: Chain
   readonly reader: PublicClient
   readonly testClient: ReturnType<typeof createTestClient>
   /** A wallet client signing locally for anvil account `index`. */
