@@ -182,3 +182,107 @@ export function orderShape(o: OpenOrderShape): OpenOrderShape {
     cummulativeQuoteQty: trimDecimal(o.cummulativeQuoteQty),
   }
 }
+
+/** One request of a load run and what came of it. */
+export interface LoadRecord {
+  kind: 'place' | 'cancel'
+  userId: string
+  /** place: unique across the run, so that Postgres tells which of them were written. */
+  clientOrderId: string
+  /** cancel: the order it cancels; place: the order id answered. */
+  orderId: string | null
+  /** ack: answered 200; refused: answered otherwise (nothing done); lost: no answer (in flight when killed). */
+  outcome: 'pending' | 'ack' | 'refused' | 'lost'
+  httpStatus: number | null
+  /** The order as answered, for an ack. */
+  order: { orderId: string; status: string; executedQty: string } | null
+}
+
+export interface Load {
+  readonly records: LoadRecord[]
+  acks(): number
+  inFlight(): number
+  /** Tells the clients to stop and waits for their last requests to end, answered or not. */
+  stop(): Promise<void>
+}
+
+/**
+ * Clients, one per user, that each send limit orders around `mid` (most of them cross) and cancels of their
+ * own acknowledged open orders, one request at a time and without pause, recording every request.
+ */
+export function startLoad(opts: {
+  baseUrl: string
+  users: readonly string[]
+  tag: string
+  seed: number
+}): Load {
+  const records: LoadRecord[] = []
+  let stopped = false
+  let acks = 0
+  let random = opts.seed >>> 0 || 1
+  const next = (n: number) => {
+    random ^= random << 13
+    random ^= random >>> 17
+    random ^= random << 5
+    return (random >>> 0) % n
+  }
+  const client = async (userId: string, index: number) => {
+    const open: string[] = []
+    for (let n = 0; !stopped; n++) {
+      const cancel = open.length > 0 && next(4) === 0
+      const record: LoadRecord = {
+        kind: cancel ? 'cancel' : 'place',
+        userId,
+        clientOrderId: `${opts.tag}-${index}-${n}`,
+        orderId: cancel ? open.splice(next(open.length), 1)[0]! : null,
+        outcome: 'pending',
+        httpStatus: null,
+        order: null,
+      }
+      records.push(record)
+      const request = cancel
+        ? fetch(`${opts.baseUrl}/orders?userId=${userId}&orderId=${record.orderId}`, { method: 'DELETE' })
+        : fetch(`${opts.baseUrl}/orders`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({
+              userId,
+              side: next(2) === 0 ? 'BUY' : 'SELL',
+              type: 'LIMIT',
+              timeInForce: next(5) === 0 ? 'IOC' : 'GTC',
+              price: ((9_900 + next(201)) / 100).toFixed(2),
+              quantity: ((10 + next(290)) / 1000).toFixed(3),
+              clientOrderId: record.clientOrderId,
+            }),
+          })
+      try {
+        const response = await request
+        const body = (await response.json()) as { order?: LoadRecord['order'] }
+        record.httpStatus = response.status
+        if (response.status !== 200) {
+          record.outcome = 'refused'
+          continue
+        }
+        record.outcome = 'ack'
+        record.order = body.order!
+        if (record.kind === 'place') record.orderId = body.order!.orderId
+        acks++
+        if (!cancel && ['NEW', 'PARTIALLY_FILLED'].includes(body.order!.status))
+          open.push(body.order!.orderId)
+      } catch {
+        record.outcome = 'lost'
+        return
+      }
+    }
+  }
+  const clients = opts.users.map((userId, i) => client(userId, i))
+  return {
+    records,
+    acks: () => acks,
+    inFlight: () => records.filter((r) => r.outcome === 'pending').length,
+    async stop() {
+      stopped = true
+      await Promise.all(clients)
+    },
+  }
+}
