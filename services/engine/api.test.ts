@@ -282,7 +282,7 @@ describe('engine internal API', () => {
         sql`select (select count(*) from orders)::int as orders, (select count(*) from outbox)::int as events,
                    (select count(*) from ledger_entries)::int as entries`,
       ),
-      depth: engine.depth(100),
+      depth: await engine.depth(100),
     })
     beforeAll(async () => {
       expect(String(alice)).toBe(ALICE)
@@ -310,5 +310,71 @@ describe('engine internal API', () => {
       expect(await state()).toEqual(before)
       expect(await findImbalances(market.database.db)).toEqual([])
     })
+  })
+})
+
+// PGlite answers a transaction's statements without giving the event loop a turn: only a real server
+// leaves a window in which a request can arrive while a batch's commit is under way.
+describe('engine internal API on the real Postgres', () => {
+  let market: MarketFixture
+  let app: Hono
+  beforeAll(async () => {
+    market = await marketFixture('postgres')
+    app = engineApi(await market.engine())
+  })
+  afterAll(async () => market?.close())
+
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown }> => {
+    const init: RequestInit =
+      body === undefined
+        ? { method }
+        : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+    const response = await app.request(path, init)
+    return { status: response.status, body: await response.json() }
+  }
+  const place = (order: Record<string, unknown>) => call('POST', '/orders', order)
+
+  it('shows in its depth only what is committed: never a trade whose commit is running, or failed', async () => {
+    const carol = await market.trader('carol', { USDT: '1000' })
+    const maker = await market.trader('dave', { BTC: '1' })
+    await place({ userId: String(maker), side: 'SELL', type: 'LIMIT', price: '101.50', quantity: '0.4' })
+    const before = await call('GET', '/depth?limit=100')
+    const [{ next }] = (await queryRows<{ next: bigint }>(
+      market.database.db,
+      sql`select last_trade_id + 1 as next from markets where symbol = 'BTCUSDT'`,
+    )) as [{ next: bigint }]
+    // A trade row already holding the next id makes the batch's commit fail, after the book has matched.
+    await market.database.db.execute(
+      sql`insert into trades (market, id, taker_order_id, maker_order_id, buyer_user_id, seller_user_id, buyer_is_maker,
+            price, quantity, quote_quantity, buyer_fee, seller_fee) values ('BTCUSDT', ${next}, 0, 0, 0, 0, false, 1, 1, 1, 0, 0)`,
+    )
+    try {
+      let settled = false
+      const placing = place({
+        userId: String(carol),
+        side: 'BUY',
+        type: 'LIMIT',
+        timeInForce: 'IOC',
+        price: '120.00',
+        quantity: '0.5',
+      }).finally(() => {
+        settled = true
+      })
+      const seen: unknown[] = []
+      while (!settled) {
+        seen.push((await call('GET', '/depth?limit=100')).body)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      expect(await placing).toMatchObject({ status: 503, body: { code: 'unavailable' } })
+      expect(seen.length).toBeGreaterThan(0)
+      for (const depth of seen) expect(depth).toEqual(before.body)
+      expect(await call('GET', '/depth?limit=100')).toEqual(before)
+    } finally {
+      await market.database.db.execute(sql`delete from trades where market = 'BTCUSDT' and id = ${next}`)
+    }
   })
 })

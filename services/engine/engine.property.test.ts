@@ -197,7 +197,7 @@ describe('matching engine properties on PGlite', () => {
 
   async function checkAgreement(traders: bigint[], placed: number): Promise<void> {
     const db = market.database.db
-    const depth = engine.depth(5000)
+    const depth = await engine.depth(5000)
     const bestBid = depth.bids[0]?.[0]
     const bestAsk = depth.asks[0]?.[0]
     if (bestBid !== undefined && bestAsk !== undefined) expect(Number(bestBid)).toBeLessThan(Number(bestAsk))
@@ -261,7 +261,7 @@ describe('matching engine properties on PGlite', () => {
         expect(engine.status().status).toBe(status)
         await checkAgreement(traders, placed)
       }),
-      { numRuns: 40, endOnFailure: true },
+      { numRuns: 30, endOnFailure: true },
     )
   }, 120_000)
 })
