@@ -1,0 +1,103 @@
+/**
+ * Starts `bourse dev` as a child process, as a newcomer would run it, for tests that talk to the whole
+ * exchange over HTTP: a fresh temporary data folder, a free loopback port, the demo trader's credentials
+ * read from `--credentials-file`, and ready once it prints "Press Ctrl-C to stop.". `stop()` sends SIGTERM
+ * (SIGKILL if it has not exited after a grace period) and removes the data folder.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+const READY = 'Press Ctrl-C to stop.'
+
+export interface DevProcess {
+  /** http://127.0.0.1:PORT, without a trailing slash. */
+  url: string
+  apiKey: string
+  apiSecret: string
+  dataDir: string
+  /** Everything the process wrote so far (stdout and stderr), for failure messages. */
+  output(): string
+  stop(): Promise<void>
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+export async function startDev(options: { readyTimeoutMs?: number } = {}): Promise<DevProcess> {
+  const readyTimeoutMs = options.readyTimeoutMs ?? 90_000
+  const dir = await mkdtemp(join(tmpdir(), 'bourse-dev-'))
+  const dataDir = join(dir, 'data')
+  const credentialsFile = join(dir, 'credentials.json')
+  const port = await freePort()
+  const chunks: string[] = []
+  const child = spawn(process.execPath, ['cli/bourse.ts', 'dev', '--credentials-file', credentialsFile], {
+    cwd: repoRoot,
+    env: { ...process.env, BOURSE_PORT: String(port), BOURSE_DATA_DIR: dataDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const output = () => chunks.join('')
+  const done = exited(child)
+
+  async function stop(): Promise<void> {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await done
+      clearTimeout(timer)
+    }
+    await rm(dir, { recursive: true, force: true })
+  }
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`bourse dev not ready after ${readyTimeoutMs} ms:\n${output()}`)),
+        readyTimeoutMs,
+      )
+      let ready = false
+      const onData = (data: Buffer) => {
+        chunks.push(data.toString())
+        if (!ready && output().includes(READY)) {
+          ready = true
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      child.stdout?.on('data', onData)
+      child.stderr?.on('data', (data: Buffer) => chunks.push(data.toString()))
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        reject(new Error(`bourse dev exited (${signal ?? code}) before it was ready:\n${output()}`))
+      })
+    })
+    const credentials = JSON.parse(await readFile(credentialsFile, 'utf8')) as {
+      apiKey: string
+      apiSecret: string
+    }
+    return { url: `http://127.0.0.1:${port}`, ...credentials, dataDir, output, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
