@@ -19,7 +19,7 @@ import { type ChainClients, chainClients } from '../../chain/testing.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
 import { createRegistry } from '../../lib/metrics.ts'
 import { parseDecimal } from '../../lib/money.ts'
-import { createSyncer, type Syncer } from './syncer.ts'
+import { createSyncer, followHeads, type Syncer } from './syncer.ts'
 import { depositAddress, registerWallet } from './wallet.ts'
 
 /** The exchange's deposit key: a mnemonic none of anvil's funded accounts come from. */
@@ -77,8 +77,16 @@ async function sendRaw(raw: Hex): Promise<Hex> {
 const transferData = (to: Address, value: bigint): Hex =>
   encodeFunctionData({ abi: testTokenAbi, functionName: 'transfer', args: [to, value] })
 
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
 beforeAll(async () => {
-  ;[anvil, tdb] = await Promise.all([startAnvil(), createTestDatabase('postgres')])
+  ;[anvil, tdb] = await Promise.all([startAnvil({ slotsInAnEpoch: 1 }), createTestDatabase('postgres')])
   c = chainClients(anvil)
   token = await deployTestToken(c.wallet(0), c.reader, { name: 'Tether', symbol: 'USDT', decimals: 6 })
   for (const i of [1, 2, 3, 4, 5, 6, 7, 8])
@@ -266,6 +274,55 @@ describe('syncer', () => {
     await syncer.syncOnce()
     expect((await depositRows(hash))[0]?.state).toBe('orphaned')
     expect(await balance(users[2]!, 'USDT')).toBe(7_000_000n)
+    expect(await findImbalances(tdb.db)).toEqual([])
+  })
+
+  it('follows new heads over WebSocket and credits without being asked', async () => {
+    const syncer = await newSyncer()
+    const stop = new AbortController()
+    const unwatch = followHeads(syncer, anvil.wsUrl)
+    // A long poll interval: only the subscription can make the passes happen in time.
+    const running = syncer.run({ signal: stop.signal, pollIntervalMs: 60_000 })
+    try {
+      const hash = await sendRaw(await signed(9, { to: addr[2]!, value: parseEther('0.5') }))
+      await c.mine(CONFIRMATIONS)
+      await waitFor(async () => (await depositRows(hash))[0]?.state === 'credited', 'the deposit is credited')
+      expect(await balance(users[2]!, 'ETH')).toBe(parseEther('0.5'))
+      await waitFor(async () => syncer.status().lag === 0n, 'the syncer caught up')
+    } finally {
+      unwatch()
+      stop.abort()
+      await running
+    }
+    expect(await findImbalances(tdb.db)).toEqual([])
+  })
+})
+
+describe('finalized-tag wallet', () => {
+  it('credits once the finalized block covers the deposit, not before', async () => {
+    // anvil --slots-in-an-epoch 1: finalized is head - 2.
+    const key = HDKey.fromMasterSeed(mnemonicToSeedSync(DEPOSIT_MNEMONIC)).derive(
+      "m/44'/60'/1'",
+    ).publicExtendedKey
+    await registerWallet(tdb.db, {
+      id: 'eth-final',
+      chainId: anvil.chainId,
+      xpub: key,
+      confirmations: 1,
+      finality: 'finalized',
+      startBlock: await c.reader.getBlockNumber(),
+      assets: [{ asset: 'USDT', contract: token, decimals: 6 }],
+    })
+    const to = (await depositAddress(tdb.db, 'eth-final', users[0]!)).address
+    const syncer = await newSyncer('eth-final')
+    const hash = await sendRaw(await signed(2, { to: token, data: transferData(to, 9_000_000n) }))
+    await c.mine(1)
+    expect(await syncer.syncOnce()).toMatchObject({ detected: 1, credited: 0 })
+    expect((await depositRows(hash))[0]?.state).toBe('confirming')
+    await c.mine(1)
+    expect((await syncer.syncOnce()).credited).toBe(1)
+    expect(syncer.status().finalized).toBe((await c.reader.getBlockNumber()) - 2n)
+    expect(await balance(users[0]!, 'USDT')).toBe(9_000_000n)
     expect(await findImbalances(tdb.db)).toEqual([])
   })
 })

@@ -19,7 +19,7 @@
  */
 import { sql } from 'drizzle-orm'
 import type { Address, Block, Chain, Hash, PublicClient, Transport } from 'viem'
-import { getAddress, parseAbiItem } from 'viem'
+import { createPublicClient, getAddress, parseAbiItem, webSocket } from 'viem'
 import { type Database, type Executor, queryRows } from '../../adapters/db/database.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
@@ -634,3 +634,17 @@ async function assetScales(db: Executor, walletAssets: readonly WalletAsset[]): 
 }
 
 export type { StoredWallet }
+
+/**
+ * Wakes the syncer on every new head from a WebSocket `newHeads` subscription. Heads are only a
+ * trigger — the pass re-reads blocks by number and checks hashes — and the syncer's own polling
+ * covers a dropped subscription. Returns the unsubscribe function.
+ */
+export function followHeads(syncer: Syncer, wsUrl: string, log?: Logger): () => void {
+  // On a WebSocket transport viem subscribes to newHeads rather than polling.
+  const client = createPublicClient({ transport: webSocket(wsUrl, { reconnect: true }) })
+  return client.watchBlockNumber({
+    onBlockNumber: () => syncer.wake(),
+    onError: (err) => log?.warn({ err }, 'newHeads subscription failed; polling meanwhile'),
+  })
+}
