@@ -74,6 +74,7 @@ export class MatchingEngine {
   private timer: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
   private fencedBy: FencedError | null = null
+  private stopping = false
   private lastPrice: string | null = null
   /** Set while the book holds a batch's changes that are not committed yet; resolved at commit or rollback. */
   private uncommitted: PromiseWithResolvers<void> | null = null
@@ -152,6 +153,10 @@ export class MatchingEngine {
   /** Validates and converts the request now (bad input changes nothing), then answers after its batch commits. */
   submit(request: EngineRequest): Promise<CommandResult> {
     if (this.fencedBy !== null) return Promise.reject(this.fencedBy)
+    if (this.stopping)
+      return Promise.reject(
+        new BourseError('unavailable', 'The engine is stopping; nothing was done. Try again.'),
+      )
     let command: PreparedCommand
     try {
       command = this.prepare(request)
@@ -206,11 +211,13 @@ export class MatchingEngine {
     return this.state.book.snapshot()
   }
 
-  /** Stops taking commands and waits for the batch in flight. */
+  /** Stops taking commands; those already taken are committed and answered before it returns. */
   async stop(): Promise<void> {
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
-    await this.running
+    this.stopping = true
+    while (this.running !== null || this.queue.length > 0) {
+      if (this.running === null) this.runNext()
+      await this.running
+    }
   }
 
   private view(order: LiveOrder): OrderView {
