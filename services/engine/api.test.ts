@@ -377,4 +377,33 @@ describe('engine internal API on the real Postgres', () => {
       await market.database.db.execute(sql`delete from trades where market = 'BTCUSDT' and id = ${next}`)
     }
   })
+
+  it('answers what it accepted before it stops, and refuses what comes after, changing nothing', async () => {
+    // The last test here: this engine fences out the one above.
+    const engine = await market.engine({ batchWindowMs: 50 })
+    const api = engineApi(engine)
+    const user = await market.trader('stopper', { USDT: '100' })
+    const order = { userId: String(user), side: 'BUY', type: 'LIMIT', price: '10.00', quantity: '1' }
+    const post = () =>
+      api.request('/orders', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(order),
+      })
+    const accepted = post()
+    // Let the request reach the engine's queue; its batch window is still open.
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    const stopped = engine.stop()
+    const late = await post()
+    await stopped
+    const answer = await Promise.race([
+      accepted,
+      new Promise<'no answer'>((resolve) => setTimeout(() => resolve('no answer'), 2000)),
+    ])
+    expect(answer).not.toBe('no answer')
+    expect((answer as Response).status).toBe(200)
+    expect(late.status).toBe(503)
+    expect(await late.json()).toMatchObject({ code: 'unavailable' })
+    expect(await market.balances(user)).toEqual({ USDT: ['90', '10'] })
+  })
 })
