@@ -800,6 +800,14 @@ function symbolInfo(info: MarketInfo) {
   }
 }
 
+/**
+ * The engine runs a MARKET order as IOC, but Binance shows every MARKET order with timeInForce GTC (each
+ * MARKET example of rest-api.md, and what its clients receive).
+ */
+function shownTimeInForce(type: string, timeInForce: string): string {
+  return type === 'MARKET' ? 'GTC' : timeInForce
+}
+
 function orderResponse(info: MarketInfo, o: OrderView, fills: Fill[], respType: 'ACK' | 'RESULT' | 'FULL') {
   const ack = {
     symbol: info.symbol,
@@ -817,7 +825,7 @@ function orderResponse(info: MarketInfo, o: OrderView, fills: Fill[], respType: 
     origQuoteOrderQty: o.origQuoteOrderQty,
     cummulativeQuoteQty: o.cummulativeQuoteQty,
     status: o.status,
-    timeInForce: o.timeInForce,
+    timeInForce: shownTimeInForce(o.type, o.timeInForce),
     type: o.type,
     side: o.side,
     workingTime: o.time,
@@ -850,7 +858,7 @@ function cancelResponse(info: MarketInfo, o: OrderView, clientOrderId: string, n
     origQuoteOrderQty: o.origQuoteOrderQty,
     cummulativeQuoteQty: o.cummulativeQuoteQty,
     status: o.status,
-    timeInForce: o.timeInForce,
+    timeInForce: shownTimeInForce(o.type, o.timeInForce),
     type: o.type,
     side: o.side,
     selfTradePreventionMode: o.selfTradePreventionMode,
@@ -868,7 +876,7 @@ function queryOrderView(info: MarketInfo, row: typeof orders.$inferSelect) {
     executedQty: fixed(row.executedQuantity, info.qtyScale),
     cummulativeQuoteQty: fixed(row.cumulativeQuoteQuantity, info.quoteScale),
     status: row.status,
-    timeInForce: row.timeInForce,
+    timeInForce: shownTimeInForce(row.type, row.timeInForce),
     type: row.type,
     side: row.side,
     stopPrice: fixed('0', info.priceScale),
