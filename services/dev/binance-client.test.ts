@@ -286,7 +286,8 @@ describe('the binance npm client against bourse dev', () => {
     }
     if (order === undefined) throw new Error('no MARKET order found liquidity in 10 attempts')
 
-    expect(order).toMatchObject({ symbol: SYMBOL, type: 'MARKET', side: 'BUY' })
+    // Binance shows a MARKET order with timeInForce GTC (rest-api.md's examples), though it never rests.
+    expect(order).toMatchObject({ symbol: SYMBOL, type: 'MARKET', side: 'BUY', timeInForce: 'GTC' })
     expect(['FILLED', 'EXPIRED']).toContain(order.status)
     expect(units(order.origQuoteOrderQty)).toBe(spend)
     const fills = order.fills
@@ -329,7 +330,12 @@ describe('the binance npm client against bourse dev', () => {
 
     const all: SpotOrder[] = await client.getAllOrders({ symbol: SYMBOL })
     const byId = new Map(all.map((o) => [o.orderId, o]))
-    expect(byId.get(order.orderId)).toMatchObject({ type: 'MARKET', status: order.status })
+    expect(byId.get(order.orderId)).toMatchObject({
+      type: 'MARKET',
+      status: order.status,
+      timeInForce: 'GTC',
+    })
+    expect(await client.getOrder({ symbol: SYMBOL, orderId: order.orderId })).toEqual(byId.get(order.orderId))
     expect(units(byId.get(order.orderId)!.executedQty)).toBe(filledQty)
     expect(all.filter((o) => o.type === 'LIMIT').map((o) => o.status)).toEqual(['CANCELED'])
     expect(all.every((o) => o.symbol === SYMBOL)).toBe(true)
