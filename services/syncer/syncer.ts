@@ -513,6 +513,9 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
         } catch (err) {
           if (!(err instanceof ReorgBelow)) throw err
           const r = await rollBack(cursor)
+          // The cursor's block still stands: the RPC answered from two different chains (a node behind a
+          // load balancer); retry in the next pass rather than loop.
+          if (r.depth === 0) throw new ChainMoved('the next block does not sit on the scanned one')
           reorgDepth = Math.max(reorgDepth, r.depth)
           orphaned += r.orphaned
           cursor = await loadCursor(db, walletId)
@@ -535,7 +538,6 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
       return { head, scanned, reorgDepth, detected, credited, orphaned }
     } catch (err) {
       lastError = (err as Error).message
-      metrics.errors.inc(labels)
       if (err instanceof ChainMoved) {
         // Not a failure: the chain changed under the read; the next pass re-reads it.
         opts.log?.info(
@@ -544,6 +546,7 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
         )
         return { head, scanned, reorgDepth, detected, credited: 0, orphaned }
       }
+      metrics.errors.inc(labels)
       throw err
     } finally {
       metrics.head.set(labels, Number(head))
