@@ -222,8 +222,13 @@ describe('matching engine properties on PGlite', () => {
 
   it('keeps book, orders and ledger in agreement over random batches, and rebuilds the same book', async () => {
     await fc.assert(
-      fc.asyncProperty(batches, async (sequence) => {
+      // Engine batches of one command, of a few, or of a whole submitted batch.
+      fc.asyncProperty(batches, fc.constantFrom(1, 3, 200), async (sequence, batchMaxCommands) => {
         run++
+        const carried = engine.snapshot()
+        await engine.stop()
+        engine = await market.engine({ batchMaxCommands })
+        expect(engine.snapshot()).toEqual(carried)
         const traders: bigint[] = []
         for (let i = 0; i < TRADERS; i++) {
           traders.push(await market.trader(`prop-${run}-${i}`, FUNDS))
@@ -256,7 +261,7 @@ describe('matching engine properties on PGlite', () => {
         const before = engine.snapshot()
         const status = engine.status().status
         await engine.stop()
-        engine = await market.engine()
+        engine = await market.engine({ batchMaxCommands })
         expect(engine.snapshot()).toEqual(before)
         expect(engine.status().status).toBe(status)
         await checkAgreement(traders, placed)

@@ -26,6 +26,8 @@ export interface EngineViolations {
   negative: unknown[]
   /** Per asset: users' and fee accounts' balances that do not add up to the deposits, or all accounts not to zero. */
   conservation: unknown[]
+  /** Outbox seqs, trade ids and order ids that are not exactly 1..the market's last_seq, last_trade_id, last_order_id. */
+  sequences: unknown[]
 }
 
 /**
@@ -92,7 +94,20 @@ export async function engineViolations(
     const all = trimDecimal(row?.all_accounts ?? '0')
     return owners === trimDecimal(deposited) && all === '0' ? [] : [{ asset, deposited, owners, all }]
   })
-  return { trades, frozen, openHeld, closedHeld, negative, conservation }
+  const sequences = await queryRows(
+    db,
+    sql`select m.last_seq::text, m.last_order_id::text, m.last_trade_id::text,
+               e.count::text as events, e.max::text as max_seq, o.count::text as orders, o.max::text as max_order,
+               t.count::text as trades, t.max::text as max_trade
+        from markets m,
+          lateral (select count(*), coalesce(max(seq), 0) as max from outbox where market = m.symbol) e,
+          lateral (select count(*), coalesce(max(id), 0) as max from orders where market = m.symbol) o,
+          lateral (select count(*), coalesce(max(id), 0) as max from trades where market = m.symbol) t
+        where m.symbol = ${symbol}
+          and not (e.count = m.last_seq and e.max = m.last_seq and o.count = m.last_order_id
+                   and o.max = m.last_order_id and t.count = m.last_trade_id and t.max = m.last_trade_id)`,
+  )
+  return { trades, frozen, openHeld, closedHeld, negative, conservation, sequences }
 }
 
 export const noViolations: EngineViolations = {
@@ -102,6 +117,7 @@ export const noViolations: EngineViolations = {
   closedHeld: [],
   negative: [],
   conservation: [],
+  sequences: [],
 }
 
 export interface DepthView {
