@@ -272,6 +272,8 @@ export const apiKeys = pgTable(
     label: text('label').notNull().default(''),
     canRead: boolean('can_read').notNull().default(true),
     canTrade: boolean('can_trade').notNull().default(false),
+    /** May request withdrawals (Binance's 'Enable Withdrawals'); off unless granted. */
+    canWithdraw: boolean('can_withdraw').notNull().default(false),
     allowedIps: text('allowed_ips').array().notNull().default(sql`'{}'::text[]`),
     createdAt: createdAt(),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
@@ -332,9 +334,7 @@ export const chainWalletAssets = pgTable(
   (t) => [
     primaryKey({ columns: [t.walletId, t.asset] }),
     uniqueIndex('chain_wallet_assets_contract').on(t.walletId, t.contract),
-    uniqueIndex('chain_wallet_assets_native')
-      .on(t.walletId)
-      .where(sql`${t.contract} is null`),
+    uniqueIndex('chain_wallet_assets_native').on(t.walletId).where(sql`${t.contract} is null`),
   ],
 )
 
@@ -424,5 +424,164 @@ export const deposits = pgTable(
     index('deposits_user').on(t.userId, t.id),
     check('deposits_ordinal', sql`${t.logOrdinal} >= -1`),
     check('deposits_amount_positive', sql`${t.amount} > 0`),
+  ],
+)
+
+/**
+ * Outgoing chain transactions (withdrawals, sweeps, gas top-ups), one row per nonce of a sending address.
+ * The row, with its signed raw transaction, is committed before anything is broadcast, so a restart
+ * re-broadcasts the stored bytes and never signs a second transaction for the same purpose. A stuck
+ * transaction is replaced in place (same nonce, bumped fees); the hashes it replaced stay in
+ * `previous_hashes` because any of them may be the one that gets mined.
+ */
+export const chainTxStates = ['signed', 'broadcast', 'mined', 'confirmed', 'reverted'] as const
+
+export const chainTxs = pgTable(
+  'chain_txs',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    /** Checksummed sending address. */
+    fromAddress: text('from_address').notNull(),
+    nonce: bigint('nonce', { mode: 'bigint' }).notNull(),
+    /** What the transaction is for, and that thing's id: unique, so one purpose never gets two nonces. */
+    purpose: text('purpose', { enum: ['withdrawal', 'sweep', 'gas_topup'] }).notNull(),
+    refId: text('ref_id').notNull(),
+    toAddress: text('to_address').notNull(),
+    /** Native value in wei. */
+    value: numeric('value').notNull(),
+    data: text('data').notNull().default('0x'),
+    gas: bigint('gas', { mode: 'bigint' }).notNull(),
+    maxFeePerGas: numeric('max_fee_per_gas').notNull(),
+    maxPriorityFeePerGas: numeric('max_priority_fee_per_gas').notNull(),
+    rawTx: text('raw_tx').notNull(),
+    txHash: text('tx_hash').notNull(),
+    previousHashes: text('previous_hashes').array().notNull().default(sql`'{}'::text[]`),
+    state: text('state', { enum: chainTxStates }).notNull().default('signed'),
+    /** The hash that was mined (the current one or a replaced one) and where. */
+    minedHash: text('mined_hash'),
+    blockNumber: bigint('block_number', { mode: 'bigint' }),
+    broadcastAt: timestamp('broadcast_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('chain_txs_nonce').on(t.chainId, t.fromAddress, t.nonce),
+    unique('chain_txs_purpose').on(t.purpose, t.refId),
+    index('chain_txs_open')
+      .on(t.chainId, t.fromAddress)
+      .where(sql`${t.state} in ('signed', 'broadcast', 'mined')`),
+  ],
+)
+
+/** The next nonce of each sending address, handed out under a row lock (one signer per address). */
+export const signerNonces = pgTable(
+  'signer_nonces',
+  {
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    address: text('address').notNull(),
+    nextNonce: bigint('next_nonce', { mode: 'bigint' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.chainId, t.address] }),
+    check('signer_nonces_nonce', sql`${t.nextNonce} >= 0`),
+  ],
+)
+
+export const withdrawalStates = [
+  'pending_approval',
+  'approved',
+  'processing',
+  'completed',
+  'failed',
+  'rejected',
+] as const
+
+/**
+ * A withdrawal request. Its amount leaves the user's balance (ledger startWithdrawal) when it is accepted;
+ * `approved` ones get a chain transaction (`chain_tx_id`), and its outcome completes or fails it in the ledger.
+ */
+export const withdrawals = pgTable(
+  'withdrawals',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    userId: bigint('user_id', { mode: 'bigint' })
+      .notNull()
+      .references(() => users.id),
+    /** The client's id for the request (Binance withdrawOrderId): a retried request returns the first. */
+    clientId: text('client_id'),
+    walletId: text('wallet_id')
+      .notNull()
+      .references(() => chainWallets.id),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    asset: text('asset')
+      .notNull()
+      .references(() => assets.symbol),
+    /** ERC-20 contract, null for the native coin. */
+    contract: text('contract'),
+    decimals: integer('decimals').notNull(),
+    /** Checksummed destination. */
+    toAddress: text('to_address').notNull(),
+    /** The ledger amount (decimal) and the same in the asset's smallest units. */
+    amount: numeric('amount').notNull(),
+    units: numeric('units').notNull(),
+    state: text('state', { enum: withdrawalStates }).notNull(),
+    chainTxId: bigint('chain_tx_id', { mode: 'bigint' }).references(() => chainTxs.id),
+    txHash: text('tx_hash'),
+    approvedBy: text('approved_by'),
+    failReason: text('fail_reason'),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('withdrawals_client_id').on(t.userId, t.clientId),
+    index('withdrawals_user').on(t.userId, t.createdAt),
+    index('withdrawals_open').on(t.walletId, t.id).where(sql`${t.state} in ('approved', 'processing')`),
+    check('withdrawals_amount_positive', sql`${t.amount} > 0`),
+  ],
+)
+
+export const sweepStates = [
+  'gas_required',
+  'waiting_for_gas',
+  'ready',
+  'sweeping',
+  'swept',
+  'failed',
+] as const
+
+/**
+ * A sweep of one deposit address's balance of one asset to the cold address: the native coin directly;
+ * an ERC-20 after the gas keeper's top-up (`gas_tx_id`) has confirmed.
+ */
+export const sweeps = pgTable(
+  'sweeps',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    walletId: text('wallet_id')
+      .notNull()
+      .references(() => chainWallets.id),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    asset: text('asset')
+      .notNull()
+      .references(() => assets.symbol),
+    contract: text('contract'),
+    addressIndex: integer('address_index').notNull(),
+    fromAddress: text('from_address').notNull(),
+    toAddress: text('to_address').notNull(),
+    /** What the sweep moves, in the asset's smallest units (native: balance less the gas it pays). */
+    units: numeric('units').notNull(),
+    state: text('state', { enum: sweepStates }).notNull(),
+    gasTxId: bigint('gas_tx_id', { mode: 'bigint' }).references(() => chainTxs.id),
+    chainTxId: bigint('chain_tx_id', { mode: 'bigint' }).references(() => chainTxs.id),
+    failReason: text('fail_reason'),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('sweeps_open').on(t.walletId, t.id).where(sql`${t.state} not in ('swept', 'failed')`),
+    uniqueIndex('sweeps_one_open')
+      .on(t.walletId, t.fromAddress, t.asset)
+      .where(sql`${t.state} not in ('swept', 'failed')`),
   ],
 )
