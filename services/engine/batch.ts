@@ -352,6 +352,23 @@ export class Batch {
     return orderView(this.state.units, order)
   }
 
+  /**
+   * The price levels the batch may have changed: those of every limit order it touched (new, filled,
+   * cancelled or expired). A market order never rests, and makers it fills are touched orders too.
+   */
+  touchedLevels(): { side: Side; price: number }[] {
+    const seen = new Set<string>()
+    const levels: { side: Side; price: number }[] = []
+    for (const order of this.working.values()) {
+      if (order.price === null) continue
+      const key = `${order.side}:${order.price}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      levels.push({ side: order.side, price: order.price })
+    }
+    return levels
+  }
+
   /** The batch's writes; its outbox events are numbered from `firstSeq` on. */
   write(symbol: string, epoch: bigint, firstSeq: bigint): BatchWrite {
     return {

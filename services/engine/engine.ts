@@ -21,7 +21,7 @@ import {
 } from './batch.ts'
 import { OrderBook } from './book/order-book.ts'
 import type { Depth, Side, StpMode, TimeInForce } from './book/types.ts'
-import type { OrderType, OrderView } from './events.ts'
+import type { DepthUpdate, OrderType, OrderView } from './events.ts'
 import { MarketUnits } from './market.ts'
 import { availableKey, claimMarket, FencedError, loadOpenOrders, readAvailable, writeBatch } from './store.ts'
 
@@ -35,6 +35,8 @@ export interface EngineOptions {
   log: Logger
   /** Called after every commit that wrote events: the outbox relay's cue. */
   onCommit?: () => void
+  /** Called after every commit with the levels it changed (the diff-depth streams' source). */
+  onDepth?: (update: DepthUpdate) => void
 }
 
 export interface PlaceOrderRequest {
@@ -326,8 +328,10 @@ export class MatchingEngine {
         metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
         this.state.book.commitBatch()
         batch.commitTo(this.state)
+        const firstSeq = this.lastSeq + 1n
         this.lastSeq = lastSeq
         this.settleBook()
+        if (this.options.onDepth) this.publishDepth(batch, firstSeq, lastSeq)
         this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
         metrics.batchSize.observe(items.length)
         metrics.commands.inc({ market: this.symbol }, items.length)
@@ -342,6 +346,32 @@ export class MatchingEngine {
           continue
         return this.failBatch(items, err)
       }
+    }
+  }
+
+  private publishDepth(batch: Batch, firstSeq: bigint, lastSeq: bigint): void {
+    const { book, units } = this.state
+    const bids: [string, string][] = []
+    const asks: [string, string][] = []
+    for (const { side, price } of batch.touchedLevels()) {
+      const level: [string, string] = [units.price(price), units.quantity(book.quantityAt(side, price))]
+      ;(side === 'BUY' ? bids : asks).push(level)
+    }
+    const top = book.levels(20)
+    const format = (ls: Depth['bids']) =>
+      ls.map((l): [string, string] => [units.price(l.price), units.quantity(l.quantity)])
+    try {
+      this.options.onDepth!({
+        market: this.symbol,
+        firstSeq: String(firstSeq),
+        lastSeq: String(lastSeq),
+        time: Date.now(),
+        bids,
+        asks,
+        top: { bids: format(top.bids), asks: format(top.asks) },
+      })
+    } catch (err) {
+      this.options.log.warn({ err }, 'onDepth failed')
     }
   }
 

@@ -70,3 +70,20 @@ export interface MarketStatusEvent extends Sequenced {
 
 export type EngineEvent = TradeEvent | OrderEvent | BalanceEvent | MarketStatusEvent
 export type EngineEventTopic = EngineEvent['topic']
+
+/**
+ * What one committed batch did to the book, for the diff-depth streams (not an outbox event: the engine hands it
+ * to `onDepth` after the commit). The batch's events are seqs `firstSeq`..`lastSeq`, and the REST depth's
+ * `lastUpdateId` is the engine's last seq, so these are Binance's `U` and `u`: every batch that commits gives
+ * one, levels or not, and `firstSeq` is always the previous one's `lastSeq` + 1. `bids`/`asks` hold the new
+ * quantity of each level the batch changed ('0…' when it emptied); `top` is the best 20 levels a side after it.
+ */
+export interface DepthUpdate {
+  market: string
+  firstSeq: string
+  lastSeq: string
+  time: number
+  bids: [string, string][]
+  asks: [string, string][]
+  top: { bids: [string, string][]; asks: [string, string][] }
+}

@@ -84,6 +84,11 @@ export class BookSide {
     for (let i = this.sorted.length - 1; i >= 0; i--) yield this.sorted[i]!
   }
 
+  /** The lots resting at `price` (0 when no order rests there). */
+  quantityAt(price: number): number {
+    return this.levelsByPrice.get(price)?.quantity ?? 0
+  }
+
   get levelCount(): number {
     return this.sorted.length
   }

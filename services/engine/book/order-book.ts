@@ -282,6 +282,11 @@ export class OrderBook {
     return { bids: depthOf(this.bids, depth), asks: depthOf(this.asks, depth) }
   }
 
+  /** The lots resting on `side` at `price` (0 when none). */
+  quantityAt(side: Side, price: number): number {
+    return (side === 'BUY' ? this.bids : this.asks).quantityAt(price)
+  }
+
   bestBid(): number | null {
     return this.bids.best()?.price ?? null
   }
