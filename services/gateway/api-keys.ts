@@ -28,6 +28,8 @@ export interface ApiKeyRecord {
   kind: ApiKeyKind
   canRead: boolean
   canTrade: boolean
+  /** May request withdrawals (off unless granted). */
+  canWithdraw: boolean
   allowedIps: readonly string[]
   /** True when `signature` is valid for `payload` under this key. */
   verify(payload: string, signature: string): boolean
@@ -41,6 +43,7 @@ export interface CreateApiKey {
   label?: string
   canRead?: boolean
   canTrade?: boolean
+  canWithdraw?: boolean
   allowedIps?: readonly string[]
 }
 
@@ -103,6 +106,7 @@ export async function createApiKey(
     label: input.label ?? '',
     canRead: input.canRead ?? true,
     canTrade: input.canTrade ?? false,
+    canWithdraw: input.canWithdraw ?? false,
     allowedIps: [...(input.allowedIps ?? [])],
   }
   if (input.kind === 'HMAC') {
@@ -159,6 +163,7 @@ export class ApiKeyStore {
       kind: row.kind,
       canRead: row.canRead,
       canTrade: row.canTrade,
+      canWithdraw: row.canWithdraw,
       allowedIps: row.allowedIps,
     }
     if (row.kind === 'HMAC') {

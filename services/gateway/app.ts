@@ -5,9 +5,10 @@
  */
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { type Context, Hono } from 'hono'
-import type { Executor } from '../../adapters/db/database.ts'
+import type { Database, Executor } from '../../adapters/db/database.ts'
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { createLogger, type Logger } from '../../lib/log.ts'
+import { type WithdrawRoutesDeps, withdrawRoutes } from '../withdrawals/binance-routes.ts'
 import { ApiKeyStore } from './api-keys.ts'
 import { RateLimiter } from './binance/rate-limit.ts'
 import { binanceRoutes } from './binance/routes.ts'
@@ -34,6 +35,8 @@ export interface GatewayDeps {
   log?: Logger
   /** The server clock, epoch milliseconds (tests move it). */
   now?: () => number
+  /** Withdrawals through /sapi/v1/capital/withdraw/*: the limits and the networks' Wallets. */
+  withdrawals?: Pick<WithdrawRoutesDeps, 'policy' | 'networks'>
 }
 
 export function createGatewayApp(deps: GatewayDeps): Hono {
@@ -54,6 +57,16 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     now,
     log: deps.log ?? createLogger('gateway'),
   })
+  if (deps.withdrawals !== undefined) {
+    withdrawRoutes(app, {
+      ...deps.withdrawals,
+      db: deps.db as Database,
+      keys: new ApiKeyStore(deps.db, deps.config.keyEncryptionKey),
+      clientIp: (c) => clientIp(c, deps.config.trustProxy),
+      now,
+      log: deps.log ?? createLogger('gateway'),
+    })
+  }
   return app
 }
 

@@ -79,7 +79,7 @@ export async function readParams(request: Request): Promise<Params> {
   return new Params(rawQuery, rawBody)
 }
 
-export type Security = 'NONE' | 'USER_DATA' | 'TRADE'
+export type Security = 'NONE' | 'USER_DATA' | 'TRADE' | 'WITHDRAW'
 
 const API_KEY_SHAPE = /^[A-Za-z0-9]{1,128}$/
 const MAX_RECV_WINDOW = 60_000
@@ -108,7 +108,9 @@ export async function authenticate(
   const key = await keys.find(header)
   if (key === null) throw errors.rejectedKey()
   if (key.allowedIps.length > 0 && !key.allowedIps.includes(ip)) throw errors.rejectedKey()
-  if (security === 'TRADE' ? !key.canTrade : !key.canRead) throw errors.rejectedKey()
+  const allowed =
+    security === 'TRADE' ? key.canTrade : security === 'WITHDRAW' ? key.canWithdraw : key.canRead
+  if (!allowed) throw errors.rejectedKey()
 
   const timestamp = millis(params.required('timestamp'), 'timestamp')
   let recvWindow = 5000
