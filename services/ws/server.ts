@@ -1,0 +1,518 @@
+/**
+ * Binance-compatible market streams over WebSocket. Raw streams at `/ws/<stream>[/<stream>…]` (or bare `/ws`),
+ * combined streams at `/stream?streams=<a>/<b>` (wrapped as `{"stream":…,"data":…}`); live SUBSCRIBE,
+ * UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY/GET_PROPERTY `combined`, with Binance's answers and errors.
+ * Binance's connection rules: a ping every 20 s and a cut after a minute without a pong, at most 5 incoming
+ * messages (pings and pongs count) a second, at most 1024 streams, a connection lives 24 hours.
+ *
+ * Outbound, each connection queues what it is sent during an event-loop turn and writes it all at once
+ * (socket corked: one write for many frames). Whatever a connection has queued or not yet handed to the
+ * kernel is bounded by `maxBufferBytes`: a consumer that does not keep up is cut there, never buffered further.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { type WebSocket, WebSocketServer } from 'ws'
+import type { PubSubCache } from '../../adapters/pubsub/index.ts'
+import type { Logger } from '../../lib/log.ts'
+import {
+  Counter,
+  Gauge,
+  metricsHandler,
+  metricsRegistry,
+  type ReadyCheck,
+  type Registry,
+} from '../../lib/metrics.ts'
+import { type Frame, Hub, type Subscriber } from './feeds.ts'
+import { parseStream, type StreamSpec } from './streams.ts'
+
+export interface WsServerOptions {
+  cache: PubSubCache
+  log: Logger
+  /** Default: the process registry of lib/metrics.ts. */
+  registry?: Registry
+  /** Bytes a connection may have queued and unsent before it is cut as a slow consumer (default 1 MiB). */
+  maxBufferBytes?: number
+  /** Default 20 s. */
+  pingIntervalMs?: number
+  /** A connection that sent no pong for this long is cut (default 60 s). */
+  pongTimeoutMs?: number
+  /** Incoming messages, pings and pongs a second before the connection is cut (default 5). */
+  maxIncomingPerSecond?: number
+  /** Default 1024. */
+  maxStreams?: number
+  /** Default 24 h. */
+  maxConnectionMs?: number
+}
+
+interface Metrics {
+  connections: Gauge
+  frames: Counter<'kind'>
+  cut: Counter<'reason'>
+  requests: Counter<'method'>
+}
+
+const metricsByRegistry = new WeakMap<Registry, Metrics>()
+
+function wsMetrics(registry: Registry): Metrics {
+  let m = metricsByRegistry.get(registry)
+  if (m === undefined) {
+    const registers = [registry]
+    m = {
+      connections: new Gauge({
+        name: 'bourse_ws_connections',
+        help: 'Open WebSocket connections',
+        registers,
+      }),
+      frames: new Counter({
+        name: 'bourse_ws_frames_sent_total',
+        help: 'Frames sent to clients: stream events and request answers',
+        labelNames: ['kind'] as const,
+        registers,
+      }),
+      cut: new Counter({
+        name: 'bourse_ws_disconnects_total',
+        help: 'Connections the server cut, by reason (slow_consumer is a drop of everything it had queued)',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+      requests: new Counter({
+        name: 'bourse_ws_requests_total',
+        help: 'Requests received from clients, by method',
+        labelNames: ['method'] as const,
+        registers,
+      }),
+    }
+    metricsByRegistry.set(registry, m)
+  }
+  return m
+}
+
+const METHODS = ['SUBSCRIBE', 'UNSUBSCRIBE', 'LIST_SUBSCRIPTIONS', 'SET_PROPERTY', 'GET_PROPERTY']
+const idPattern = /^[A-Za-z0-9]{1,36}$/
+
+class BinanceError extends Error {
+  readonly code: number
+  constructor(code: number, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+const invalid = (message: string) => new BinanceError(2, `Invalid request: ${message}`)
+
+export class WsServer {
+  readonly #options: Required<Omit<WsServerOptions, 'registry'>>
+  readonly #hub: Hub
+  readonly #wss: WebSocketServer
+  readonly #metrics: Metrics
+  readonly #connections = new Set<Connection>()
+  readonly #dirty = new Set<Connection>()
+  #flushScheduled = false
+  readonly #sweep: NodeJS.Timeout
+  #closed = false
+
+  constructor(options: WsServerOptions) {
+    this.#options = {
+      cache: options.cache,
+      log: options.log,
+      maxBufferBytes: options.maxBufferBytes ?? 1 << 20,
+      pingIntervalMs: options.pingIntervalMs ?? 20_000,
+      pongTimeoutMs: options.pongTimeoutMs ?? 60_000,
+      maxIncomingPerSecond: options.maxIncomingPerSecond ?? 5,
+      maxStreams: options.maxStreams ?? 1024,
+      maxConnectionMs: options.maxConnectionMs ?? 24 * 3_600_000,
+    }
+    this.#metrics = wsMetrics(options.registry ?? metricsRegistry())
+    this.#hub = new Hub(options.cache, options.log)
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: 16 * 1024,
+      perMessageDeflate: false,
+      clientTracking: false,
+    })
+    this.#sweep = setInterval(() => this.#heartbeat(), this.#options.pingIntervalMs)
+    this.#sweep.unref()
+  }
+
+  get stats() {
+    return {
+      connections: this.#connections.size,
+      channels: this.#hub.channelCount,
+      feeds: this.#hub.feedCount,
+      /** The most any connection holds queued or unsent right now. */
+      maxBufferedBytes: Math.max(0, ...[...this.#connections].map((c) => c.buffered)),
+    }
+  }
+
+  /** The HTTP server's 'upgrade' handler: takes /ws… and /stream…, answers 404 or 400 to anything else. */
+  handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const route = this.#route(url)
+    if (this.#closed || typeof route === 'string') {
+      const status = this.#closed ? '503 Service Unavailable' : route
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+      return
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      const connection = new Connection(this, ws, socket, route.combined)
+      this.#connections.add(connection)
+      this.#metrics.connections.inc()
+      ws.on('close', () => {
+        this.#connections.delete(connection)
+        this.#dirty.delete(connection)
+        this.#metrics.connections.dec()
+        connection.dispose()
+      })
+      connection.start(route.streams)
+    })
+  }
+
+  #route(url: URL): { combined: boolean; streams: [string, StreamSpec][] } | string {
+    let names: string[]
+    let combined: boolean
+    if (url.pathname === '/ws' || url.pathname === '/ws/' || url.pathname.startsWith('/ws/')) {
+      combined = false
+      names = url.pathname.slice(4).split('/').filter(Boolean)
+    } else if (url.pathname === '/stream' || url.pathname === '/stream/') {
+      combined = true
+      names = (url.searchParams.get('streams') ?? '').split('/').filter(Boolean)
+    } else {
+      return '404 Not Found'
+    }
+    if (names.length > this.#options.maxStreams) return '400 Bad Request'
+    const streams: [string, StreamSpec][] = []
+    for (const name of new Set(names)) {
+      const spec = parseStream(name)
+      if (spec === undefined) return '400 Bad Request'
+      streams.push([name, spec])
+    }
+    return { combined, streams }
+  }
+
+  /** Sends `serverShutdown` to every connection, closes them and stops taking new ones. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#sweep)
+    const E = Date.now()
+    for (const connection of this.#connections) connection.shutdown(E)
+    this.#flush()
+    await Promise.all(
+      [...this.#connections].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              c.ws.terminate()
+              resolve()
+            }, 1000)
+            c.ws.once('close', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            c.ws.close(1001, 'server shutdown')
+          }),
+      ),
+    )
+    this.#hub.close()
+    this.#wss.close()
+  }
+
+  // For connections.
+  get options() {
+    return this.#options
+  }
+  get hub() {
+    return this.#hub
+  }
+  get metrics() {
+    return this.#metrics
+  }
+
+  markDirty(connection: Connection): void {
+    this.#dirty.add(connection)
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => this.#flush())
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    for (const connection of this.#dirty) connection.flush()
+    this.#dirty.clear()
+  }
+
+  #heartbeat(): void {
+    const now = Date.now()
+    for (const connection of this.#connections) connection.heartbeat(now)
+  }
+}
+
+class Connection implements Subscriber {
+  readonly ws: WebSocket
+  readonly #server: WsServer
+  readonly #socket: Duplex
+  #combined: boolean
+  readonly #streams = new Map<string, StreamSpec>()
+  #queue: string[] = []
+  #queuedBytes = 0
+  #work: Promise<void> = Promise.resolve()
+  #closed = false
+  readonly #opened = Date.now()
+  #lastPong = Date.now()
+  #windowStart = 0
+  #windowCount = 0
+
+  constructor(server: WsServer, ws: WebSocket, socket: Duplex, combined: boolean) {
+    this.#server = server
+    this.ws = ws
+    this.#socket = socket
+    this.#combined = combined
+  }
+
+  get buffered(): number {
+    return this.#queuedBytes + this.ws.bufferedAmount
+  }
+
+  start(streams: [string, StreamSpec][]): void {
+    this.ws.on('message', (data, isBinary) => {
+      if (!this.#count()) return
+      const text = isBinary ? '' : data.toString()
+      this.#work = this.#work.then(() => this.#request(text))
+    })
+    this.ws.on('ping', () => this.#count())
+    this.ws.on('pong', () => {
+      this.#lastPong = Date.now()
+      this.#count()
+    })
+    this.ws.on('error', () => this.ws.terminate())
+    if (streams.length > 0) this.#work = this.#work.then(() => this.#subscribe(streams))
+  }
+
+  /** Counts an incoming message against the per-second limit; false (and cut) beyond it. */
+  #count(): boolean {
+    const now = Date.now()
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now
+      this.#windowCount = 0
+    }
+    if (++this.#windowCount <= this.#server.options.maxIncomingPerSecond) return true
+    this.#cut('rate_limit', 1008, 'Too many messages')
+    return false
+  }
+
+  heartbeat(now: number): void {
+    const { pongTimeoutMs, maxConnectionMs } = this.#server.options
+    if (now - this.#lastPong > pongTimeoutMs) this.#cut('pong_timeout')
+    else if (now - this.#opened > maxConnectionMs) this.#cut('max_age', 1000, 'connection expired')
+    else this.ws.ping()
+  }
+
+  deliver(frame: Frame): void {
+    this.#send(this.#combined ? frame.combined : frame.raw, 'event')
+  }
+
+  shutdown(E: number): void {
+    const event = JSON.stringify({ e: 'serverShutdown', E })
+    this.#send(this.#combined ? `{"stream":"!serverShutdown","data":${event}}` : event, 'event')
+  }
+
+  #send(text: string, kind: 'event' | 'answer'): void {
+    if (this.#closed) return
+    const bytes = text.length
+    if (this.#queuedBytes + bytes + this.ws.bufferedAmount > this.#server.options.maxBufferBytes) {
+      this.#cut('slow_consumer')
+      return
+    }
+    this.#queue.push(text)
+    this.#queuedBytes += bytes
+    this.#server.metrics.frames.inc({ kind })
+    this.#server.markDirty(this)
+  }
+
+  /** Writes everything queued during this turn in one go. */
+  flush(): void {
+    if (this.#closed || this.#queue.length === 0) return
+    const queue = this.#queue
+    this.#queue = []
+    this.#queuedBytes = 0
+    this.#socket.cork()
+    for (const text of queue) this.ws.send(text)
+    this.#socket.uncork()
+  }
+
+  #cut(reason: string, code?: number, why?: string): void {
+    if (this.#closed) return
+    this.#server.metrics.cut.inc({ reason })
+    this.#server.options.log.info({ reason, streams: this.#streams.size }, 'ws connection cut')
+    this.dispose()
+    if (code === undefined) this.ws.terminate()
+    else this.ws.close(code, why)
+  }
+
+  dispose(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#queue = []
+    this.#queuedBytes = 0
+    for (const [name, spec] of this.#streams) this.#server.hub.leave(this, name, spec)
+    this.#streams.clear()
+  }
+
+  #answer(id: unknown, result: unknown): void {
+    this.#send(JSON.stringify({ result, id }), 'answer')
+  }
+
+  async #request(text: string): Promise<void> {
+    if (this.#closed) return
+    let id: unknown = null
+    try {
+      let request: unknown
+      try {
+        request = JSON.parse(text)
+      } catch {
+        throw new BinanceError(3, 'Invalid JSON: expected value at line 1 column 1')
+      }
+      if (typeof request !== 'object' || request === null || Array.isArray(request))
+        throw invalid('expected an object')
+      const r = request as Record<string, unknown>
+      if (!('method' in r)) throw invalid('missing field `method`')
+      if (typeof r.method !== 'string' || !METHODS.includes(r.method))
+        throw invalid(
+          `unknown variant \`${String(r.method)}\`, expected one of ${METHODS.map((m) => `\`${m}\``).join(', ')}`,
+        )
+      id = r.id
+      if (
+        !(
+          id === null ||
+          (typeof id === 'number' && Number.isSafeInteger(id)) ||
+          (typeof id === 'string' && idPattern.test(id))
+        )
+      ) {
+        id = null
+        throw invalid('request ID must be an unsigned integer')
+      }
+      this.#server.metrics.requests.inc({ method: r.method })
+      const params = r.params
+      switch (r.method) {
+        case 'SUBSCRIBE':
+        case 'UNSUBSCRIBE': {
+          if (!Array.isArray(params) || params.some((p) => typeof p !== 'string'))
+            throw invalid('invalid stream')
+          const streams: [string, StreamSpec][] = []
+          for (const name of params as string[]) {
+            const spec = parseStream(name)
+            if (spec === undefined) throw invalid('invalid stream')
+            streams.push([name, spec])
+          }
+          if (r.method === 'SUBSCRIBE') await this.#subscribe(streams)
+          else this.#unsubscribe(streams)
+          return this.#answer(id, null)
+        }
+        case 'LIST_SUBSCRIPTIONS':
+          if (params !== undefined && !(Array.isArray(params) && params.length === 0))
+            throw invalid('too many parameters')
+          return this.#answer(id, [...this.#streams.keys()])
+        case 'SET_PROPERTY': {
+          if (!Array.isArray(params) || params.length !== 2 || typeof params[0] !== 'string')
+            throw invalid('property name must be a string')
+          if (params[0] !== 'combined') throw new BinanceError(0, 'Unknown property')
+          if (typeof params[1] !== 'boolean')
+            throw new BinanceError(1, 'Invalid value type: expected Boolean')
+          this.#combined = params[1]
+          return this.#answer(id, null)
+        }
+        case 'GET_PROPERTY': {
+          if (!Array.isArray(params) || typeof params[0] !== 'string')
+            throw invalid('property name must be a string')
+          if (params.length > 1) throw invalid('too many parameters')
+          if (params[0] !== 'combined') throw new BinanceError(0, 'Unknown property')
+          return this.#answer(id, this.#combined)
+        }
+      }
+    } catch (err) {
+      if (err instanceof BinanceError) {
+        this.#send(JSON.stringify({ error: { code: err.code, msg: err.message }, id }), 'answer')
+        return
+      }
+      this.#server.options.log.warn({ err }, 'ws request failed')
+      this.#send(JSON.stringify({ error: { code: -1, msg: 'Internal error; try again.' }, id }), 'answer')
+    }
+  }
+
+  async #subscribe(streams: [string, StreamSpec][]): Promise<void> {
+    const fresh = streams.filter(([name]) => !this.#streams.has(name))
+    if (this.#streams.size + new Set(fresh.map(([n]) => n)).size > this.#server.options.maxStreams)
+      throw invalid(`too many streams: at most ${this.#server.options.maxStreams} a connection`)
+    for (const [name, spec] of fresh) this.#streams.set(name, spec)
+    const results = await Promise.allSettled(
+      fresh.map(([name, spec]) => this.#server.hub.join(this, name, spec)),
+    )
+    if (this.#closed) {
+      for (const [name, spec] of fresh) this.#server.hub.leave(this, name, spec)
+      return
+    }
+    // The hub has let go of the streams it could not subscribe; those that worked stay.
+    const failed = results.findIndex((r) => r.status === 'rejected')
+    if (failed >= 0) {
+      for (const [i, [name]] of fresh.entries())
+        if (results[i]!.status === 'rejected') this.#streams.delete(name)
+      throw (results[failed] as PromiseRejectedResult).reason
+    }
+  }
+
+  #unsubscribe(streams: [string, StreamSpec][]): void {
+    for (const [name, spec] of streams) {
+      if (!this.#streams.delete(name)) continue
+      this.#server.hub.leave(this, name, spec)
+    }
+  }
+}
+
+export interface RunningWsServer {
+  readonly server: WsServer
+  readonly port: number
+  /** `ws://host:port` */
+  readonly url: string
+  close(): Promise<void>
+}
+
+/**
+ * `bourse ws` on its own port: the streams, plus /metrics, /healthz and /readyz (lib/metrics.ts) for any
+ * other path. In the embedded mode, start it the same way on the shared in-process cache.
+ */
+export async function startWsServer(
+  options: WsServerOptions & { port: number; host?: string; ready?: ReadyCheck },
+): Promise<RunningWsServer> {
+  const server = new WsServer(options)
+  const host = options.host ?? '127.0.0.1'
+  const http: Server = createServer(
+    metricsHandler(options.registry ?? metricsRegistry(), options.ready ? { ready: options.ready } : {}),
+  )
+  http.on('upgrade', server.handleUpgrade)
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(options.port, host, () => {
+      http.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (http.address() as AddressInfo).port
+  const urlHost = host.includes(':') ? `[${host}]` : host
+  let closing: Promise<void> | undefined
+  return {
+    server,
+    port,
+    url: `ws://${urlHost}:${port}`,
+    close() {
+      closing ??= (async () => {
+        await server.close()
+        await new Promise<void>((resolve) => {
+          http.close(() => resolve())
+          http.closeAllConnections()
+        })
+      })()
+      return closing
+    },
+  }
+}

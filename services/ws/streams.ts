@@ -1,0 +1,64 @@
+/**
+ * Binance stream names (`btcusdt@trade`, `btcusdt@kline_1m`, `btcusdt@depth20@100ms`, …) and the pub/sub
+ * channel each is fed from. Symbols are lowercase in stream names and uppercase in channels.
+ */
+import { marketKey } from '../../adapters/pubsub/index.ts'
+import { type Interval, isInterval } from '../handler/intervals.ts'
+import { channels as handlerChannels } from '../handler/keys.ts'
+
+/** The engine's book changes per committed batch (DepthUpdate JSON), published by depth-source.ts. */
+export const depthChannel = (symbol: string) => marketKey(symbol, 'depth')
+/** The last DepthUpdate as JSON, so a replica serves partial depth and bookTicker before the next change. */
+export const bookKey = (symbol: string) => marketKey(symbol, 'book')
+
+export type StreamSpec =
+  | { kind: 'trade' | 'aggTrade' | 'ticker' | 'miniTicker' | 'bookTicker'; symbol: string }
+  | { kind: 'kline'; symbol: string; interval: Interval }
+  | { kind: 'depth'; symbol: string; speedMs: 100 | 1000 }
+  | { kind: 'partialDepth'; symbol: string; levels: 5 | 10 | 20; speedMs: 100 | 1000 }
+
+const simple = new Set(['trade', 'aggTrade', 'ticker', 'miniTicker', 'bookTicker'])
+const symbolPattern = /^[a-z0-9]{2,32}$/
+
+/** The stream a name denotes, or undefined when Binance would not know it. Names are case-sensitive. */
+export function parseStream(name: string): StreamSpec | undefined {
+  const at = name.indexOf('@')
+  if (at < 0) return undefined
+  const lower = name.slice(0, at)
+  if (!symbolPattern.test(lower)) return undefined
+  const symbol = lower.toUpperCase()
+  const rest = name.slice(at + 1).split('@')
+  const [kind, speed] = rest
+  if (rest.length > 2 || kind === undefined) return undefined
+  if (simple.has(kind)) {
+    return speed === undefined ? ({ kind, symbol } as StreamSpec) : undefined
+  }
+  if (kind.startsWith('kline_')) {
+    const interval = kind.slice('kline_'.length)
+    return speed === undefined && isInterval(interval) ? { kind: 'kline', symbol, interval } : undefined
+  }
+  const match = /^depth(5|10|20)?$/.exec(kind)
+  if (match === null) return undefined
+  if (speed !== undefined && speed !== '100ms' && speed !== '1000ms') return undefined
+  const speedMs = speed === '100ms' ? 100 : 1000
+  if (match[1] === undefined) return { kind: 'depth', symbol, speedMs }
+  return { kind: 'partialDepth', symbol, levels: Number(match[1]) as 5 | 10 | 20, speedMs }
+}
+
+/** The pub/sub channel a stream's feed listens to. */
+export function channelOf(spec: StreamSpec): string {
+  switch (spec.kind) {
+    case 'trade':
+    case 'aggTrade':
+      return handlerChannels.trade(spec.symbol)
+    case 'kline':
+      return handlerChannels.kline(spec.symbol, spec.interval)
+    case 'ticker':
+    case 'miniTicker':
+      return handlerChannels.ticker(spec.symbol)
+    case 'bookTicker':
+    case 'depth':
+    case 'partialDepth':
+      return depthChannel(spec.symbol)
+  }
+}
