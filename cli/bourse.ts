@@ -16,6 +16,10 @@ const components: Record<
     load: () => import('../services/engine/main.ts'),
   },
   gateway: { summary: 'the REST API (Binance Spot v3)', load: () => import('../services/gateway/main.ts') },
+  syncer: {
+    summary: "one Wallet's deposit syncer: bourse syncer --wallet eth",
+    load: () => import('../services/syncer/main.ts'),
+  },
   migrate: {
     summary: 'apply the database migrations (the migration Job)',
     load: () => import('../services/migrate/migrate.ts'),

@@ -641,13 +641,21 @@ export type { StoredWallet }
 /**
  * Wakes the syncer on every new head from a WebSocket `newHeads` subscription. Heads are only a
  * trigger — the pass re-reads blocks by number and checks hashes — and the syncer's own polling
- * covers a dropped subscription. Returns the unsubscribe function.
+ * covers a dropped subscription. Returns the function that unsubscribes and closes the socket.
  */
 export function followHeads(syncer: Syncer, wsUrl: string, log?: Logger): () => void {
   // On a WebSocket transport viem subscribes to newHeads rather than polling.
   const client = createPublicClient({ transport: webSocket(wsUrl, { reconnect: true }) })
-  return client.watchBlockNumber({
+  const unwatch = client.watchBlockNumber({
     onBlockNumber: () => syncer.wake(),
     onError: (err) => log?.warn({ err }, 'newHeads subscription failed; polling meanwhile'),
   })
+  return () => {
+    unwatch()
+    // The socket would otherwise keep the process alive (and reconnecting) after the syncer stops.
+    client.transport
+      .getRpcClient()
+      .then((socket) => socket.close())
+      .catch(() => {})
+  }
 }

@@ -1,0 +1,322 @@
+/**
+ * `bourse syncer --wallet <id>`: the deposit syncer of one Wallet as a process. It registers the wallet
+ * (chain id, xpub, confirmations, assets; the scan cursor of a known wallet is kept), then runs the
+ * syncer: woken by a WebSocket `newHeads` subscription when a ws(s) URL is given, polling every
+ * BOURSE_SYNCER_POLL_INTERVAL in any case (the fallback when the subscription drops). One port serves
+ * /metrics, /healthz, /readyz (ready once a pass has read the head and the last pass did not fail) and
+ * /status (head, scanned block, lag, as JSON).
+ *
+ * The wallet definition comes from a JSON file (BOURSE_WALLET_FILE: the Wallet resource's spec, as the
+ * operator mounts it — `chain.id`, `confirmations`, `assets[{symbol, native | contract, decimals}]`,
+ * `depositKey.xpub`, optional `finality` and `startBlock`) and/or from variables, which win over the file:
+ * BOURSE_WALLET_CHAIN_ID, BOURSE_WALLET_XPUB (from the depositKey Secret), BOURSE_WALLET_CONFIRMATIONS,
+ * BOURSE_WALLET_ASSETS (the assets as JSON), BOURSE_WALLET_FINALITY, BOURSE_WALLET_START_BLOCK (default:
+ * the head when the wallet is first registered; no address exists before that).
+ *
+ * BOURSE_CHAIN_RPC_URL takes one or more URLs (comma- or newline-separated, as the Wallet's RPC Secret
+ * holds them): http(s) ones are used in order with fallback, a ws(s) one follows heads unless
+ * BOURSE_CHAIN_WS_URL is set. RPC URLs often carry API keys, so only their scheme and host are ever
+ * logged or shown; credentials in a URL's user-info go out as an Authorization header.
+ */
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import pino from 'pino'
+import { type Address, createPublicClient, fallback, getAddress, http, isAddress, type Transport } from 'viem'
+import { z } from 'zod'
+import { openDatabase } from '../../adapters/db/database.ts'
+import { ConfigError, type ConfigIssue, durationMs, fromEnv, port, url } from '../../lib/config.ts'
+import { untilStopped } from '../../lib/lifecycle.ts'
+import { createLogger, type Logger } from '../../lib/log.ts'
+import { startHttpServer } from '../../lib/metrics.ts'
+import { createSyncer, DeepReorgError, followHeads, type Syncer, type SyncerStatus } from './syncer.ts'
+import { registerWallet, type WalletConfig } from './wallet.ts'
+
+const SyncerEnv = z.object({
+  BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
+  BOURSE_CHAIN_RPC_URL: z.string({ error: 'expected one or more http(s) or ws(s) URLs' }),
+  BOURSE_CHAIN_WS_URL: url({ protocols: ['ws', 'wss'] }).optional(),
+  BOURSE_WALLET_FILE: z.string().optional(),
+  BOURSE_WALLET_CHAIN_ID: z.string().optional(),
+  BOURSE_WALLET_XPUB: z.string().optional(),
+  BOURSE_WALLET_CONFIRMATIONS: z.string().optional(),
+  BOURSE_WALLET_ASSETS: z.string().optional(),
+  BOURSE_WALLET_FINALITY: z.string().optional(),
+  BOURSE_WALLET_START_BLOCK: z.string().optional(),
+  BOURSE_SYNCER_PORT: port({ allowZero: true }).default(9090),
+  BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
+  BOURSE_SYNCER_POLL_INTERVAL: durationMs().default(2000),
+})
+
+const assetSchema = z
+  .object({
+    symbol: z.string().regex(/^[A-Z0-9]{2,12}$/, 'expected an asset symbol like USDT'),
+    native: z.boolean().optional(),
+    contract: z
+      .string()
+      .refine((a) => isAddress(a, { strict: false }), 'expected a 0x address of 40 hex digits')
+      .optional(),
+    decimals: z.number().int().min(0).max(36),
+  })
+  .refine((a) => (a.native === true) !== (a.contract !== undefined), {
+    message: 'each asset is either native: true or has a contract, not both',
+  })
+
+const walletSchema = z.object({
+  chain: z.object({ id: z.number().int().positive() }),
+  confirmations: z.number().int().min(1).max(10_000).default(12),
+  finality: z.enum(['depth', 'finalized']).default('depth'),
+  startBlock: z.union([z.number().int().min(0), z.string().regex(/^\d{1,19}$/)]).optional(),
+  assets: z.array(assetSchema).min(1),
+  depositKey: z.object(
+    { xpub: z.string({ error: 'missing: set depositKey.xpub or BOURSE_WALLET_XPUB' }).min(1) },
+    { error: 'missing: set depositKey.xpub or BOURSE_WALLET_XPUB' },
+  ),
+})
+
+export type WalletDefinition = Omit<WalletConfig, 'startBlock' | 'id'> & { startBlock?: bigint }
+
+/** The wallet definition from the file and the variables (variables win); a ConfigError says what is wrong. */
+export function walletDefinition(env: z.output<typeof SyncerEnv>): WalletDefinition {
+  const issues: ConfigIssue[] = []
+  let doc: Record<string, unknown> = {}
+  if (env.BOURSE_WALLET_FILE !== undefined) {
+    try {
+      doc = JSON.parse(readFileSync(env.BOURSE_WALLET_FILE, 'utf8')) as Record<string, unknown>
+      // The Wallet resource itself (with its spec) or only its spec.
+      if (typeof doc.spec === 'object' && doc.spec !== null) doc = doc.spec as Record<string, unknown>
+    } catch (err) {
+      issues.push({
+        variable: 'BOURSE_WALLET_FILE',
+        problem: `cannot read it as JSON: ${(err as Error).message}`,
+      })
+    }
+  }
+  const number = (variable: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined
+    if (!/^\d{1,15}$/.test(text)) {
+      issues.push({ variable, problem: `expected an integer, got ${JSON.stringify(text)}` })
+      return undefined
+    }
+    return Number(text)
+  }
+  const chainId = number('BOURSE_WALLET_CHAIN_ID', env.BOURSE_WALLET_CHAIN_ID)
+  if (chainId !== undefined) doc.chain = { ...(doc.chain as object), id: chainId }
+  const confirmations = number('BOURSE_WALLET_CONFIRMATIONS', env.BOURSE_WALLET_CONFIRMATIONS)
+  if (confirmations !== undefined) doc.confirmations = confirmations
+  if (env.BOURSE_WALLET_XPUB !== undefined) doc.depositKey = { xpub: env.BOURSE_WALLET_XPUB.trim() }
+  if (env.BOURSE_WALLET_FINALITY !== undefined) doc.finality = env.BOURSE_WALLET_FINALITY
+  if (env.BOURSE_WALLET_START_BLOCK !== undefined) doc.startBlock = env.BOURSE_WALLET_START_BLOCK
+  if (env.BOURSE_WALLET_ASSETS !== undefined) {
+    try {
+      doc.assets = JSON.parse(env.BOURSE_WALLET_ASSETS)
+    } catch {
+      issues.push({
+        variable: 'BOURSE_WALLET_ASSETS',
+        problem: 'expected JSON like [{"symbol":"ETH","native":true,"decimals":18}]',
+      })
+    }
+  }
+  const parsed = walletSchema.safeParse(doc)
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.map(String).join('.')
+      issues.push({ variable: `wallet ${path || '(definition)'}`, problem: issue.message })
+    }
+  }
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(issues)
+  const w = parsed.data
+  return {
+    chainId: w.chain.id,
+    xpub: w.depositKey.xpub,
+    confirmations: w.confirmations,
+    finality: w.finality,
+    ...(w.startBlock !== undefined && { startBlock: BigInt(w.startBlock) }),
+    assets: w.assets.map((a) => ({
+      asset: a.symbol,
+      contract: a.contract === undefined ? null : getAddress(a.contract as Address),
+      decimals: a.decimals,
+    })),
+  }
+}
+
+export interface RpcEndpoint {
+  /** The URL to call, without user-info. */
+  readonly url: string
+  /** Scheme and host only: what logs and /status may show. */
+  readonly shown: string
+  readonly headers: Record<string, string>
+}
+
+/** Parses BOURSE_CHAIN_RPC_URL's list; user-info becomes a Basic Authorization header. */
+export function rpcEndpoints(text: string): RpcEndpoint[] {
+  const out: RpcEndpoint[] = []
+  for (const item of text.split(/[\s,]+/).filter((s) => s !== '')) {
+    if (!URL.canParse(item))
+      throw new ConfigError([{ variable: 'BOURSE_CHAIN_RPC_URL', problem: 'expected http(s) or ws(s) URLs' }])
+    const u = new URL(item)
+    if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) {
+      throw new ConfigError([
+        {
+          variable: 'BOURSE_CHAIN_RPC_URL',
+          problem: `expected http(s) or ws(s) URLs, got a ${u.protocol} URL`,
+        },
+      ])
+    }
+    const headers: Record<string, string> = {}
+    if (u.username !== '' || u.password !== '') {
+      const user = decodeURIComponent(u.username)
+      const pass = decodeURIComponent(u.password)
+      headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`
+      u.username = ''
+      u.password = ''
+    }
+    out.push({ url: u.toString(), shown: shownUrl(u), headers })
+  }
+  if (!out.some((e) => e.url.startsWith('http'))) {
+    throw new ConfigError([
+      { variable: 'BOURSE_CHAIN_RPC_URL', problem: 'expected at least one http(s) URL' },
+    ])
+  }
+  return out
+}
+
+function shownUrl(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname !== '/' || u.search !== '' ? '/…' : ''}`
+}
+
+/** Replaces every RPC URL (and its parts that may be secret) in a text by its shown form. */
+export function scrubber(
+  endpoints: readonly RpcEndpoint[],
+  raw: readonly string[],
+): (text: string) => string {
+  const pairs: [string, string][] = []
+  for (const e of endpoints) {
+    pairs.push([e.url, e.shown], [e.url.replace(/\/$/, ''), e.shown])
+  }
+  for (const r of raw) {
+    if (!URL.canParse(r)) continue
+    const u = new URL(r)
+    pairs.push([r, shownUrl(u)])
+    if (u.password !== '') pairs.push([u.password, '***'], [decodeURIComponent(u.password), '***'])
+    if (u.pathname.length > 1) pairs.push([u.pathname, '/…'])
+    if (u.search !== '') pairs.push([u.search, ''])
+  }
+  // Longest first, so a whole URL goes before the parts of it.
+  pairs.sort((a, b) => b[0].length - a[0].length)
+  return (text) => {
+    let out = text
+    for (const [secret, shown] of pairs) if (secret !== '') out = out.replaceAll(secret, shown)
+    return out.replace(/(\/\/[^/@:\s]*:)[^/@\s]*@/g, '$1***@')
+  }
+}
+
+function scrubbedLogger(log: Logger, scrub: (text: string) => string): Logger {
+  const deep = (value: unknown): unknown => {
+    if (typeof value === 'string') return scrub(value)
+    if (Array.isArray(value)) return value.map(deep)
+    if (value !== null && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deep(v)]))
+    }
+    return value
+  }
+  return log.child({}, { serializers: { err: (err: Error) => deep(pino.stdSerializers.err(err)) } })
+}
+
+export function statusJson(status: SyncerStatus, scrub: (text: string) => string) {
+  return {
+    wallet: status.walletId,
+    chainId: Number(status.chainId),
+    head: Number(status.head),
+    scanned: Number(status.scanned),
+    lag: Number(status.lag),
+    finalized: status.finalized === null ? null : Number(status.finalized),
+    lastError: status.lastError === null ? null : scrub(status.lastError),
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { wallet: { type: 'string' } } })
+  const walletId = values.wallet
+  if (walletId === undefined || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(walletId)) {
+    process.stderr.write('usage: bourse syncer --wallet <id>  (the Wallet resource name)\n')
+    process.exit(2)
+  }
+  const env = fromEnv(SyncerEnv, { component: 'syncer' })
+  let definition: WalletDefinition
+  let endpoints: RpcEndpoint[]
+  try {
+    definition = walletDefinition(env)
+    endpoints = rpcEndpoints(env.BOURSE_CHAIN_RPC_URL)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`bourse syncer: ${err.message}\n`)
+    process.exit(2)
+  }
+  const rawUrls = [
+    ...env.BOURSE_CHAIN_RPC_URL.split(/[\s,]+/),
+    ...(env.BOURSE_CHAIN_WS_URL ? [env.BOURSE_CHAIN_WS_URL] : []),
+  ]
+  const wsUrl = env.BOURSE_CHAIN_WS_URL ?? endpoints.find((e) => e.url.startsWith('ws'))?.url
+  const scrub = scrubber(endpoints, rawUrls)
+  const log = scrubbedLogger(createLogger('syncer').child({ wallet: walletId }), scrub)
+
+  const transports: Transport[] = endpoints
+    .filter((e) => e.url.startsWith('http'))
+    .map((e) => http(e.url, { fetchOptions: { headers: e.headers }, retryCount: 2 }))
+  const client = createPublicClient({
+    transport: transports.length === 1 ? transports[0]! : fallback(transports),
+    cacheTime: 0,
+  })
+  const database = await openDatabase({ kind: 'postgres', url: env.BOURSE_DATABASE_URL, maxConnections: 4 })
+  let startBlock = definition.startBlock
+  if (startBlock === undefined) startBlock = await client.getBlockNumber({ cacheTime: 0 })
+  await registerWallet(database.db, { ...definition, id: walletId, startBlock })
+  // biome-ignore lint/suspicious/noExplicitAny: the chain is not known at build time; the syncer reads it from the RPC.
+  const syncer: Syncer = await createSyncer({ db: database.db, client: client as any, walletId, log })
+
+  const http_ = await startHttpServer({
+    port: env.BOURSE_SYNCER_PORT,
+    host: env.BOURSE_HTTP_HOST,
+    ready: () => {
+      const s = syncer.status()
+      return s.head >= 0n && s.lastError === null
+    },
+    app: (req, res) => {
+      const path = (req.url ?? '/').split('?', 1)[0]
+      if (path === '/status' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const body = JSON.stringify(statusJson(syncer.status(), scrub))
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        res.end(req.method === 'HEAD' ? undefined : body)
+        return
+      }
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+      res.end('not found\n')
+    },
+  })
+  const stop = new AbortController()
+  const unwatch = wsUrl === undefined ? undefined : followHeads(syncer, wsUrl, log)
+  log.info(
+    {
+      url: http_.url,
+      chainId: definition.chainId,
+      rpc: endpoints.map((e) => e.shown),
+      heads: wsUrl === undefined ? 'polling only' : scrub(wsUrl),
+      confirmations: definition.confirmations,
+      assets: definition.assets.map((a) => a.asset),
+    },
+    'syncer running',
+  )
+  const running = syncer.run({ signal: stop.signal, pollIntervalMs: env.BOURSE_SYNCER_POLL_INTERVAL })
+  let exitCode = 0
+  const failed = running.catch((err: unknown) => {
+    log.fatal({ err }, err instanceof DeepReorgError ? 'reorg deeper than the blocks kept' : 'syncer stopped')
+    exitCode = 1
+  })
+  await Promise.race([untilStopped(), failed])
+  stop.abort()
+  unwatch?.()
+  await failed
+  await http_.close()
+  await database.close()
+  if (exitCode !== 0) process.exit(exitCode)
+}
