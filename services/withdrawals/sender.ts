@@ -63,6 +63,8 @@ export interface TxRequest {
   readonly value: bigint
   readonly data?: Hex
   readonly gas: bigint
+  /** Fixed fees (a native sweep computes its value from them); default: the network's suggestion. */
+  readonly fees?: Fees
 }
 
 export interface SenderOptions {
@@ -135,7 +137,7 @@ export class TxSender {
     const address = getAddress(from)
     // Network reads first: the row lock is then held only for signing and two inserts.
     const [fees, chainNonce] = await Promise.all([
-      this.suggestedFees(),
+      req.fees ?? this.suggestedFees(),
       this.client.getTransactionCount({ address, blockTag: 'pending' }),
     ])
     return this.db.transaction(async (tx) => {

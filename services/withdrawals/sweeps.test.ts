@@ -1,0 +1,142 @@
+/**
+ * Sweeps on anvil: native (balance less gas to cold) and ERC-20 (gas keeper top-up, confirmed, then the
+ * tokens to cold), each recorded with its states and transactions; the gas keeper's low-balance alert.
+ */
+import { mnemonicToSeedSync } from '@scure/bip39'
+import { sql } from 'drizzle-orm'
+import { type Address, bytesToHex, type Hex, parseEther, parseUnits } from 'viem'
+import { HDKey, mnemonicToAccount, privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { queryRows } from '../../adapters/db/database.ts'
+import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { testTokenAbi } from '../../chain/abis.ts'
+import { type Anvil, startAnvil } from '../../chain/anvil.ts'
+import { deployTestToken } from '../../chain/deploy.ts'
+import { ANVIL_MNEMONIC, type ChainClients, chainClients } from '../../chain/testing.ts'
+import { createRegistry } from '../../lib/metrics.ts'
+import { Sweeper } from './sweeps.ts'
+
+const DEPOSIT_MNEMONIC = 'legal winner thank year wave sausage worth useful legal winner thank yellow'
+const XPUB = HDKey.fromMasterSeed(mnemonicToSeedSync(DEPOSIT_MNEMONIC)).derive(
+  "m/44'/60'/0'",
+).publicExtendedKey
+const depositAccount = (i: number) => mnemonicToAccount(DEPOSIT_MNEMONIC, { addressIndex: i })
+const KEEPER_KEY = bytesToHex(
+  HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC)).derive("m/44'/60'/0'/0/8").privateKey!,
+) as Hex
+const COLD = privateKeyToAccount(`0x${'c0'.repeat(32)}`).address
+
+let anvil: Anvil
+let c: ChainClients
+let tdb: TestDatabase
+let token: Address
+const registry = createRegistry({ defaultMetrics: false })
+
+beforeAll(async () => {
+  ;[anvil, tdb] = await Promise.all([startAnvil(), createTestDatabase('postgres')])
+  c = chainClients(anvil)
+  token = await deployTestToken(c.wallet(0), c.reader, { name: 'Tether', symbol: 'USDT', decimals: 6 })
+  await tdb.db.execute(sql`insert into assets (symbol, scale) values ('ETH', 18), ('USDT', 6)`)
+  await queryRows(tdb.db, sql`insert into users (name) values ('alice'), ('bob') returning id`)
+  await tdb.db.execute(
+    sql`insert into chain_wallets (id, chain_id, xpub, confirmations, scanned_block) values ('eth', ${BigInt(anvil.chainId)}, ${XPUB}, 2, 0)`,
+  )
+  await tdb.db.execute(
+    sql`insert into chain_wallet_assets (wallet_id, asset, contract, decimals) values ('eth', 'ETH', null, 18), ('eth', 'USDT', ${token}, 6)`,
+  )
+  for (const [i, user] of [
+    [0, 1n],
+    [1, 2n],
+  ] as const) {
+    await tdb.db.execute(
+      sql`insert into deposit_addresses (wallet_id, address_index, user_id, address) values ('eth', ${i}, ${user}, ${depositAccount(i).address})`,
+    )
+  }
+  // Address 0 received 2 ETH; address 1 received 500 USDT and no ETH.
+  await c.reader.waitForTransactionReceipt({
+    hash: await c.wallet(0).sendTransaction({ to: depositAccount(0).address, value: parseEther('2') }),
+  })
+  await c.reader.waitForTransactionReceipt({
+    hash: await c.wallet(0).writeContract({
+      address: token,
+      abi: testTokenAbi,
+      functionName: 'mint',
+      args: [depositAccount(1).address, parseUnits('500', 6)],
+    }),
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all([anvil?.stop(), tdb?.close()])
+})
+
+function sweeper(minimum = parseEther('1')) {
+  return new Sweeper({
+    db: tdb.db,
+    walletId: 'eth',
+    chainId: anvil.chainId,
+    rpcUrl: anvil.rpcUrl,
+    confirmations: 2,
+    coldAddress: COLD,
+    gasKeeperKey: KEEPER_KEY,
+    gasKeeperMinimum: minimum,
+    depositAccount,
+    thresholds: { ETH: parseEther('0.1'), USDT: parseUnits('100', 6) },
+    registry: minimum === parseEther('1') ? registry : undefined,
+  })
+}
+
+const tokenBalance = (a: Address) =>
+  c.reader.readContract({ address: token, abi: testTokenAbi, functionName: 'balanceOf', args: [a] })
+
+describe('sweeps', () => {
+  it('sweeps native coin and, after a confirmed gas top-up, tokens to the cold address', async () => {
+    const s = sweeper()
+    const seen: string[] = []
+    for (let i = 0; i < 12; i++) {
+      await s.tick()
+      const rows = await queryRows<{ asset: string; state: string }>(
+        tdb.db,
+        sql`select asset, state from sweeps order by id`,
+      )
+      seen.push(rows.map((r) => `${r.asset}:${r.state}`).join(','))
+      if (rows.length === 2 && rows.every((r) => r.state === 'swept')) break
+      await c.mine(1)
+    }
+    const rows = await queryRows<{
+      asset: string
+      state: string
+      gas_tx_id: bigint | null
+      chain_tx_id: bigint | null
+    }>(tdb.db, sql`select asset, state, gas_tx_id, chain_tx_id from sweeps order by id`)
+    expect(rows.map((r) => [r.asset, r.state])).toEqual([
+      ['ETH', 'swept'],
+      ['USDT', 'swept'],
+    ])
+    expect(rows[0]!.gas_tx_id).toBeNull()
+    expect(rows[1]!.gas_tx_id).not.toBeNull()
+    // The token sweep waited for its gas: gas_required → waiting_for_gas → ready/sweeping → swept.
+    expect(seen.some((x) => x.includes('USDT:waiting_for_gas'))).toBe(true)
+    expect(await tokenBalance(COLD)).toBe(parseUnits('500', 6))
+    expect(await tokenBalance(depositAccount(1).address)).toBe(0n)
+    const cold = await c.reader.getBalance({ address: COLD })
+    expect(cold).toBeGreaterThan(parseEther('1.99'))
+    expect(cold).toBeLessThan(parseEther('2'))
+    const txs = await queryRows<{ purpose: string; state: string }>(
+      tdb.db,
+      sql`select purpose, state from chain_txs order by id`,
+    )
+    expect(txs.map((t) => t.state)).toEqual(['confirmed', 'confirmed', 'confirmed'])
+    // Nothing more to sweep: another pass opens nothing.
+    await s.tick()
+    expect(await queryRows(tdb.db, sql`select id from sweeps`)).toHaveLength(2)
+  })
+
+  it('raises the gas keeper alert below its minimum', async () => {
+    expect(await sweeper().checkKeeper()).toBe(false)
+    expect(await registry.getSingleMetricAsString('bourse_gas_keeper_low')).toContain(
+      'bourse_gas_keeper_low{wallet="eth"} 0',
+    )
+    expect(await sweeper(parseEther('1000000')).checkKeeper()).toBe(true)
+  })
+})
