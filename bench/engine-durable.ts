@@ -11,7 +11,8 @@ import { accounts, assets, markets, users } from '../adapters/db/schema.ts'
 import { createTestDatabase, type TestDatabase } from '../adapters/db/testing.ts'
 import { createLogger } from '../lib/log.ts'
 import { type EngineRequest, MatchingEngine } from '../services/engine/engine.ts'
-import { median, report, round } from './report.ts'
+import { testMarket } from '../services/engine/testing.ts'
+import { median, report, round, seededRandom } from './report.ts'
 
 const TRADERS = 500
 const ORDERS = 30_000
@@ -19,18 +20,9 @@ const IN_FLIGHT = 4_000
 const LATENCY_SECONDS = 5
 const TABLES = ['orders', 'trades', 'journals', 'ledger_entries', 'outbox'] as const
 
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** Limit orders around 100.00: most rest, about one in five crosses and trades. */
 function workload(count: number, userIds: bigint[], seed: number): EngineRequest[] {
-  const next = random(seed)
+  const next = seededRandom(seed)
   return Array.from({ length: count }, () => {
     const side = next() < 0.5 ? 'BUY' : 'SELL'
     const crossing = next() < 0.2
@@ -56,16 +48,7 @@ async function setUp(): Promise<{ database: TestDatabase; engine: MatchingEngine
     { symbol: 'BTC', scale: 8 },
     { symbol: 'USDT', scale: 8 },
   ])
-  await database.db.insert(markets).values({
-    symbol: 'BTCUSDT',
-    base: 'BTC',
-    quote: 'USDT',
-    tickSize: '0.01',
-    lotSize: '0.001',
-    minNotional: '1',
-    makerFee: '0.001',
-    takerFee: '0.002',
-  })
+  await database.db.insert(markets).values(testMarket)
   const rows = await database.db
     .insert(users)
     .values(Array.from({ length: TRADERS }, (_, i) => ({ name: `bench${i}` })))

@@ -7,7 +7,7 @@
 import { OrderBook as BaselineBook, Side as BaselineSide } from 'nodejs-order-book'
 import { OrderBook } from '../services/engine/book/order-book.ts'
 import type { BookEvent, MarketConfig, Side } from '../services/engine/book/types.ts'
-import { median, opsPerSecond, report, round } from './report.ts'
+import { median, opsPerSecond, report, round, seededRandom } from './report.ts'
 
 const config: MarketConfig = {
   symbol: 'BENCH-USD',
@@ -27,20 +27,9 @@ const MID = 100_000
 const WORKLOAD_SIZE = 200_000
 const BATCH_SIZE = 100
 
-/** Deterministic PRNG (mulberry32), so both books replay the very same operations. */
-function random(seed: number): () => number {
-  let state = seed
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** 60% passive limits within 50 ticks of mid, 25% cancels of earlier orders, 15% crossing limits. */
 function mixedWorkload(count: number): Op[] {
-  const next = random(42)
+  const next = seededRandom(42)
   const placed: Op[] = []
   const ops: Op[] = []
   for (let i = 0; i < count; i++) {

@@ -10,7 +10,7 @@ import type { TradeEvent } from '../services/engine/events.ts'
 import { SymbolAggregator } from '../services/handler/aggregator.ts'
 import { INTERVALS } from '../services/handler/intervals.ts'
 import { type Trade, tradeFromEvent } from '../services/handler/klines.ts'
-import { opsPerSecond, report, round } from './report.ts'
+import { opsPerSecond, report, round, seededRandom } from './report.ts'
 
 const COUNT = 100_000
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT']
@@ -18,23 +18,12 @@ const START = Date.parse('2024-05-05T00:00:00Z')
 /** Messages per batch (the handler commits each symbol's share of what is in flight together). */
 const BATCH = 100
 
-/** Deterministic PRNG (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * A busy half hour on four markets (a trade every 18 ms on average: the ticker window rolls once a minute, as
  * in production, and each 1s k-line gets some fifty trades), 1% redelivered, a little out of order.
  */
 function messages(): string[] {
-  const next = random(7)
+  const next = seededRandom(7)
   const out: string[] = []
   const ids = new Map(SYMBOLS.map((s) => [s, 0]))
   let time = START

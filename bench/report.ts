@@ -39,3 +39,14 @@ export function round(value: number, digits = 2): number {
   const scale = 10 ** digits
   return Math.round(value * scale) / scale
 }
+
+/** A deterministic PRNG (mulberry32) in [0, 1): benches replay the very same workload on both sides. */
+export function seededRandom(seed: number): () => number {
+  let state = seed
+  return () => {
+    state = (state + 0x6d2b79f5) | 0
+    let t = Math.imul(state ^ (state >>> 15), 1 | state)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
