@@ -32,3 +32,18 @@ bench:
 	@scripts/bootstrap test
 	@scripts/testenv up
 	@eval "$$(scripts/testenv env)" && node bench/run.ts $(B)
+
+# A real Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, controller-manager, scheduler, kwok's
+# fake nodes), built from Go modules once and cached under ~/.cache/bourse; prints the kubeconfig path.
+.PHONY: cluster cluster-down e2e
+cluster:
+	@scripts/cluster up
+
+cluster-down:
+	@scripts/cluster down
+
+# The end-to-end suites under e2e/, against that cluster (started if needed). Not part of `make test`.
+e2e:
+	@scripts/bootstrap
+	@scripts/cluster up >/dev/null
+	@eval "$$(scripts/cluster env)" && vitest run --config e2e/vitest.config.ts $(T)
