@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { createServer } from 'node:net'
+import { freePort } from '../lib/net.ts'
 
 export interface AnvilOptions {
   /** Blocks are mined on every transaction unless a block time is given (seconds) or mining is off. */
@@ -43,20 +43,6 @@ export function anvilBinary(): string {
       { cause },
     )
   }
-}
-
-/** A port that was free a moment ago on 127.0.0.1 (anvil cannot bind port 0 and report it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** Starts anvil on a free loopback port and resolves once it accepts JSON-RPC. Retries a port taken meanwhile. */
@@ -143,3 +129,6 @@ function killWithParent(child: ChildProcess): void {
     for (const c of children) c.kill('SIGKILL')
   })
 }
+
+// Tests import the port helper from here with the launcher.
+export { freePort }

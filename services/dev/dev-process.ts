@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../../lib/net.ts'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const READY = 'Press Ctrl-C to stop.'
@@ -23,20 +23,6 @@ export interface DevProcess {
   /** Everything the process wrote so far (stdout and stderr), for failure messages. */
   output(): string
   stop(): Promise<void>
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 function exited(child: ChildProcess): Promise<void> {

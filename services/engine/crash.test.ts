@@ -7,7 +7,6 @@
  * the killed engine showed).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,6 +15,7 @@ import { assets, markets, users } from '../../adapters/db/schema.ts'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
+import { freePort } from '../../lib/net.ts'
 import {
   type DepthView,
   engineViolations,
@@ -34,17 +34,6 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const TRADERS = 6
 const FUNDS = { BTC: '50', USDT: '5000' }
 const terminal = new Set(['FILLED', 'CANCELED', 'EXPIRED', 'EXPIRED_IN_MATCH'])
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 interface EngineProcess {
   child: ChildProcess
