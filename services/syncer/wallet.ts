@@ -128,7 +128,7 @@ export interface DepositAddress {
  * call for the same user may burn an index (a gap), never share one.
  */
 export async function depositAddress(
-  db: Database,
+  db: Executor,
   walletId: string,
   userId: bigint,
 ): Promise<DepositAddress> {

@@ -20,6 +20,7 @@ import type { OrderView } from '../../engine/events.ts'
 import { parseInterval } from '../../handler/intervals.ts'
 import { klines, recentTrades, ticker24h } from '../../handler/queries.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
+import { type DepositState, depositHistory, depositNetwork, userDepositAddress } from '../deposits.ts'
 import type { EngineClient, PlaceOrder } from '../engine-client.ts'
 import { fixed, type MarketDirectory, type MarketInfo } from '../markets.ts'
 import { BinanceError, errors, fromBourse } from './errors.ts'
@@ -63,6 +64,12 @@ const UNSUPPORTED_TYPES: Record<string, string> = {
   TAKE_PROFIT_LIMIT: 'Take profit limit orders are not supported for this symbol.',
 }
 const OPEN_STATUSES = ['NEW', 'PARTIALLY_FILLED'] as const
+/** Binance's deposit statuses: 0 pending, 1 success, 2 rejected (here: removed from the chain by a reorg). */
+const DEPOSIT_STATES: Record<string, DepositState[]> = {
+  '0': ['detected', 'confirming'],
+  '1': ['credited'],
+  '2': ['orphaned'],
+}
 const DAY_MS = 24 * 3600_000
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
@@ -556,6 +563,84 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     }
   })
 
+  // ---- Wallet: deposits (Binance's /sapi/v1/capital endpoints and the native /v1 one)
+
+  /** The asset a `coin` (or `asset`) names, and the network (Wallet) taking it: the named one or the first. */
+  async function depositTarget(params: Params, name: 'coin' | 'asset') {
+    const coin = params.required(name).toUpperCase()
+    const network = params.get('network')
+    const target = await depositNetwork(deps.db, coin, network)
+    if (target === undefined) throw errors.invalidParam(network === undefined ? name : 'network')
+    return { coin, target }
+  }
+
+  route('GET', '/sapi/v1/capital/deposit/address', 'USER_DATA', 10, async ({ params, key }) => {
+    const amount = params.get('amount')
+    if (amount !== undefined && !DECIMAL.test(amount)) throw errors.illegalChars('amount', DECIMAL_RANGE)
+    const { coin, target } = await depositTarget(params, 'coin')
+    const { address } = await userDepositAddress(deps.db, target, key.userId)
+    return { address, coin, tag: '', url: '' }
+  })
+
+  route('GET', '/sapi/v1/capital/deposit/hisrec', 'USER_DATA', 1, async ({ params, key }) => {
+    const coin = params.get('coin')?.toUpperCase()
+    const status = params.get('status')
+    const states = status === undefined ? undefined : DEPOSIT_STATES[status]
+    if (status !== undefined && states === undefined) throw errors.invalidParam('status')
+    const includeSource = params.get('includeSource')
+    if (includeSource !== undefined && includeSource !== 'true' && includeSource !== 'false')
+      throw errors.invalidParam('includeSource')
+    const offset = params.get('offset')
+    if (offset !== undefined && !/^\d{1,9}$/.test(offset)) throw errors.illegalChars('offset', '^[0-9]{1,9}$')
+    const limit = limitOf(params, 1000, 1000)
+    const endTime = longParam(params, 'endTime')
+    const startTime = longParam(params, 'startTime')
+    const to = endTime === undefined ? deps.now() : Number(endTime)
+    // Binance's defaults: the 90 days up to endTime, and no wider window than that.
+    const from = startTime === undefined ? to - 90 * DAY_MS : Number(startTime)
+    if (to - from > 90 * DAY_MS) throw errors.lookupTooBig(90 * 24)
+    const txId = params.get('txId')
+    const list = await depositHistory(deps.db, key.userId, {
+      ...(coin !== undefined && { asset: coin }),
+      ...(states !== undefined && { states }),
+      ...(txId !== undefined && { txHash: txId }),
+      from: new Date(from),
+      to: new Date(to),
+      offset: offset === undefined ? 0 : Number(offset),
+      limit,
+    })
+    return list.map((d) => ({
+      id: String(d.id),
+      amount: d.amount,
+      coin: d.asset,
+      network: d.walletId.toUpperCase(),
+      status: binanceDepositStatus(d.state),
+      address: d.address,
+      addressTag: '',
+      txId: d.txHash,
+      insertTime: d.detectedAt.getTime(),
+      ...(d.creditedAt !== null && { completeTime: d.creditedAt.getTime() }),
+      transferType: 0,
+      confirmTimes: `${d.confirmations}/${d.required}`,
+      unlockConfirm: d.required,
+      walletType: 0,
+      ...(includeSource === 'true' && { sourceAddress: d.fromAddress }),
+    }))
+  })
+
+  route('GET', '/v1/deposit-address', 'USER_DATA', 10, async ({ params, key }) => {
+    const { coin, target } = await depositTarget(params, 'asset')
+    const { address } = await userDepositAddress(deps.db, target, key.userId)
+    return {
+      asset: coin,
+      network: target.walletId,
+      chainId: Number(target.chainId),
+      contract: target.contract,
+      address,
+      confirmations: target.confirmations,
+    }
+  })
+
   app.notFound((c) => c.json({ code: -1020, msg: 'This operation is not supported.' }, 404))
 }
 
@@ -735,6 +820,10 @@ async function engineCall<T>(fn: () => Promise<T>, action: 'place' | 'cancel' | 
 
 function generatedId(): string {
   return randomBytes(16).toString('base64url').slice(0, 22)
+}
+
+function binanceDepositStatus(state: DepositState): number {
+  return state === 'credited' ? 1 : state === 'orphaned' ? 2 : 0
 }
 
 function basisPoints(rate: string): number {
