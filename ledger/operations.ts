@@ -142,45 +142,39 @@ export function startWithdrawal(
   })
 }
 
-/** The withdrawal left the exchange's custody on chain. */
-export function completeWithdrawal(
+/**
+ * A withdrawal's end: `completed` — it left the exchange's custody on chain — or `failed` — the funds go back
+ * to the user. Both share one key, so only one of the two can ever happen.
+ */
+function endWithdrawal(
   db: Database,
   a: UserAmount & { withdrawalId: string },
+  outcome: 'completed' | 'failed',
 ): Promise<BookingResult> {
+  const [to, reason] =
+    outcome === 'completed'
+      ? ([custody, 'withdrawal_complete'] as const)
+      : ([{ userId: a.userId }, 'withdrawal_fail'] as const)
   return inTransaction(db, {
     key: `withdrawal:${a.withdrawalId}:end`,
     kind: 'withdrawal',
     movements: transfer(
       [pendingWithdrawals, 'available'],
-      [custody, 'available'],
+      [to, 'available'],
       a.asset,
       a.amount,
-      'withdrawal_complete',
+      reason,
       'withdrawal',
       a.withdrawalId,
     ),
   })
 }
 
-/** The withdrawal failed: the funds go back to the user. Shares its key with completion, so only one of the two can happen. */
-export function failWithdrawal(
-  db: Database,
-  a: UserAmount & { withdrawalId: string },
-): Promise<BookingResult> {
-  return inTransaction(db, {
-    key: `withdrawal:${a.withdrawalId}:end`,
-    kind: 'withdrawal',
-    movements: transfer(
-      [pendingWithdrawals, 'available'],
-      [{ userId: a.userId }, 'available'],
-      a.asset,
-      a.amount,
-      'withdrawal_fail',
-      'withdrawal',
-      a.withdrawalId,
-    ),
-  })
-}
+export const completeWithdrawal = (db: Database, a: UserAmount & { withdrawalId: string }) =>
+  endWithdrawal(db, a, 'completed')
+
+export const failWithdrawal = (db: Database, a: UserAmount & { withdrawalId: string }) =>
+  endWithdrawal(db, a, 'failed')
 
 /**
  * An administrator's correction of a user's balance, positive or negative, with the reason in the memo.
