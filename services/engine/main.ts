@@ -7,11 +7,13 @@ import { getRequestListener } from '@hono/node-server'
 import { z } from 'zod'
 import { createBus } from '../../adapters/bus/index.ts'
 import { openDatabase } from '../../adapters/db/database.ts'
-import { durationMs, fromEnv, port, positiveInt, url } from '../../lib/config.ts'
+import { createPubSubCache } from '../../adapters/pubsub/index.ts'
+import { durationMs, fromEnv, list, port, positiveInt, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
 import { createOutboxRelay } from '../relay/relay.ts'
+import { depthPublisher } from '../ws/depth-source.ts'
 import { engineApi } from './api.ts'
 import { MatchingEngine } from './engine.ts'
 
@@ -28,6 +30,8 @@ const EngineConfig = z.object({
   /** nsqd's TCP and HTTP addresses; without them events wait in the outbox for a relay elsewhere. */
   BOURSE_NSQD_TCP: z.string().optional(),
   BOURSE_NSQD_HTTP: url().optional(),
+  /** The Redis Cluster: with it, each commit's book changes go to the ws depth and bookTicker streams. */
+  BOURSE_REDIS_NODES: list(z.string(), { min: 1 }).optional(),
 })
 
 export async function main(args: string[]): Promise<void> {
@@ -52,6 +56,10 @@ export async function main(args: string[]): Promise<void> {
     bus &&
     createOutboxRelay({ db: database.db, bus, market: symbol, batchSize: 1000, pollIntervalMs: 500, log })
   if (relay === null) log.warn('no BOURSE_NSQD_TCP/BOURSE_NSQD_HTTP: events wait in the outbox')
+  const cache = config.BOURSE_REDIS_NODES
+    ? createPubSubCache({ kind: 'redis', nodes: config.BOURSE_REDIS_NODES, logger: log })
+    : null
+  if (cache === null) log.warn('no BOURSE_REDIS_NODES: no depth or bookTicker streams for this market')
   const engine = await MatchingEngine.start({
     database,
     symbol,
@@ -59,6 +67,7 @@ export async function main(args: string[]): Promise<void> {
     batchWindowMs: config.BOURSE_BATCH_WINDOW,
     log,
     ...(relay && { onCommit: () => relay.wake() }),
+    ...(cache && { onDepth: depthPublisher(cache, log) }),
   })
   relay?.start()
   const http = await startHttpServer({
@@ -74,5 +83,6 @@ export async function main(args: string[]): Promise<void> {
   await engine.stop()
   await relay?.stop()
   await bus?.close()
+  await cache?.close()
   await database.close()
 }
