@@ -8,6 +8,8 @@ import { createRequire } from 'node:module'
 import { freePort } from '../lib/net.ts'
 
 export interface AnvilOptions {
+  /** A fixed port (bourse dev's 8545); without it, a free one. A taken port fails with PortInUseError. */
+  readonly port?: number
   /** Blocks are mined on every transaction unless a block time is given (seconds) or mining is off. */
   readonly blockTime?: number
   readonly noMining?: boolean
@@ -45,8 +47,29 @@ export function anvilBinary(): string {
   }
 }
 
-/** Starts anvil on a free loopback port and resolves once it accepts JSON-RPC. Retries a port taken meanwhile. */
+/** anvil could not bind the fixed port it was given. */
+export class PortInUseError extends Error {
+  override name = 'PortInUseError'
+  readonly port: number
+  constructor(port: number) {
+    super(`port ${port} on 127.0.0.1 is already in use`)
+    this.port = port
+  }
+}
+
+/**
+ * Starts anvil on a free loopback port (or `opts.port`) and resolves once it accepts JSON-RPC. Retries a
+ * free port taken meanwhile.
+ */
 export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
+  if (opts.port !== undefined) {
+    try {
+      return await startOn(opts.port, opts)
+    } catch (err) {
+      if (String(err).includes('Address already in use')) throw new PortInUseError(opts.port)
+      throw err
+    }
+  }
   let lastError: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()

@@ -17,6 +17,8 @@ const READY = 'Press Ctrl-C to stop.'
 export interface DevProcess {
   /** http://127.0.0.1:PORT, without a trailing slash. */
   url: string
+  /** The demo chain's JSON-RPC URL (a free port unless BOURSE_CHAIN_PORT is given in `env`). */
+  chainUrl: string
   apiKey: string
   apiSecret: string
   dataDir: string
@@ -30,16 +32,26 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()))
 }
 
-export async function startDev(options: { readyTimeoutMs?: number } = {}): Promise<DevProcess> {
+export async function startDev(
+  options: { readyTimeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<DevProcess> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000
   const dir = await mkdtemp(join(tmpdir(), 'bourse-dev-'))
   const dataDir = join(dir, 'data')
   const credentialsFile = join(dir, 'credentials.json')
   const port = await freePort()
+  const chainPort =
+    options.env?.BOURSE_CHAIN_PORT === undefined ? await freePort() : Number(options.env.BOURSE_CHAIN_PORT)
   const chunks: string[] = []
   const child = spawn(process.execPath, ['cli/bourse.ts', 'dev', '--credentials-file', credentialsFile], {
     cwd: repoRoot,
-    env: { ...process.env, BOURSE_PORT: String(port), BOURSE_DATA_DIR: dataDir },
+    env: {
+      ...process.env,
+      BOURSE_PORT: String(port),
+      BOURSE_DATA_DIR: dataDir,
+      BOURSE_CHAIN_PORT: String(chainPort),
+      ...options.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const output = () => chunks.join('')
@@ -81,7 +93,14 @@ export async function startDev(options: { readyTimeoutMs?: number } = {}): Promi
       apiKey: string
       apiSecret: string
     }
-    return { url: `http://127.0.0.1:${port}`, ...credentials, dataDir, output, stop }
+    return {
+      url: `http://127.0.0.1:${port}`,
+      chainUrl: `http://127.0.0.1:${chainPort}`,
+      ...credentials,
+      dataDir,
+      output,
+      stop,
+    }
   } catch (err) {
     await stop()
     throw err

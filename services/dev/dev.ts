@@ -24,6 +24,7 @@ import { EngineClient } from '../gateway/engine-client.ts'
 import { migrateAnalytics } from '../handler/clickhouse.ts'
 import { createMarketDataHandler } from '../handler/handler.ts'
 import { createOutboxRelay } from '../relay/relay.ts'
+import { checkChainPort, DEMO_DEPOSIT_MNEMONIC, startDemoChain } from './chain.ts'
 import { demoBots, demoTrader, devEncryptionKey, seedDemo } from './demo.ts'
 import { startMarketMaker } from './market-maker.ts'
 
@@ -33,6 +34,8 @@ const DevConfig = z.object({
   BOURSE_DATA_DIR: z.string().default('.bourse/dev'),
   /** Also write the demo trader's API key and secret here, as JSON. */
   BOURSE_CREDENTIALS_FILE: z.string().optional(),
+  /** The demo chain's (anvil's) JSON-RPC and WebSocket port. */
+  BOURSE_CHAIN_PORT: port().default(8545),
 })
 
 /** An engine for every market in the database, each committing to the embedded Postgres. */
@@ -59,12 +62,23 @@ export async function main(args: string[]): Promise<void> {
   const log = createLogger('dev')
   const dataDir = resolve(config.BOURSE_DATA_DIR)
   await mkdir(dataDir, { recursive: true })
+  await checkChainPort(config.BOURSE_CHAIN_PORT).catch((err: Error) => {
+    process.stderr.write(`bourse dev: ${err.message}\n`)
+    process.exit(1)
+  })
 
   const database = await openDatabase({ kind: 'pglite', dataDir: join(dataDir, 'postgres') })
   await database.migrate()
   await seedDemo(database.db)
   const encryptionKey = await devEncryptionKey(dataDir)
   const credentials = await demoTrader(database.db, dataDir, encryptionKey)
+  const chain = await startDemoChain({
+    db: database.db,
+    dataDir,
+    port: config.BOURSE_CHAIN_PORT,
+    userName: 'demo',
+    log: createLogger('syncer'),
+  })
   const [maker, taker] = await demoBots(database.db)
   if (credentialsFile !== undefined)
     await writeFile(resolve(credentialsFile), JSON.stringify(credentials), { mode: 0o600 })
@@ -107,10 +121,15 @@ export async function main(args: string[]): Promise<void> {
       `  analytics  chDB in ${join(dataDir, 'chdb')}`,
       '  bot        a market maker and a taker trade on every market',
       '',
+      `  chain      anvil at ${chain.rpcUrl} (chain id ${chain.chainId}, a block a second), the syncer crediting deposits`,
+      `             demo token USDT (ERC-20, 6 decimals) ${chain.token}; order contract ${chain.orderBook}`,
+      `             DEMO deposit key, never for real funds: "${DEMO_DEPOSIT_MNEMONIC}"`,
+      '',
       'Demo trader (10 BTC, 100 ETH, 100000 USDT):',
       `  apiKey     ${credentials.apiKey}`,
       `  apiSecret  ${credentials.apiSecret}`,
       ...(credentialsFile === undefined ? [] : [`  (also written to ${resolve(credentialsFile)})`]),
+      `  deposit    ${chain.depositAddress}  (ETH and USDT on the demo chain${chain.funding.length > 0 ? '; 1000 USDT and 1 ETH sent to it now' : ''})`,
       `Try: curl '${http.url}/api/v3/depth?symbol=BTCUSDT&limit=5'`,
       'Press Ctrl-C to stop.',
     ].join('\n'),
@@ -119,6 +138,7 @@ export async function main(args: string[]): Promise<void> {
   await untilStopped()
   log.info('stopping')
   bot.stop()
+  await chain.stop()
   await http.close()
   await Promise.all(engines.map((e) => e.stop()))
   await relay.stop()

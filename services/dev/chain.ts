@@ -1,0 +1,251 @@
+/**
+ * `bourse dev`'s chain: anvil from npm on 127.0.0.1:BOURSE_CHAIN_PORT (8545), a block a second, its state
+ * kept in the data folder between runs; the demo token (USDT, an ERC-20 of 6 decimals) and the order
+ * contract deployed once; the demo Wallet (ETH native and that USDT, 2 confirmations) registered from a
+ * DEMO mnemonic's xpub; the syncer following the chain; and, on a chain where the demo trader's deposit
+ * address holds no USDT yet, a deposit of 1000 USDT and 1 ETH sent to it, so a newcomer sees a deposit
+ * arrive and be credited.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { mnemonicToSeedSync } from '@scure/bip39'
+import { eq, sql } from 'drizzle-orm'
+import { type Address, type Hash, parseEther } from 'viem'
+import { HDKey } from 'viem/accounts'
+import { type Database, queryRows } from '../../adapters/db/database.ts'
+import { users } from '../../adapters/db/schema.ts'
+import { testTokenAbi } from '../../chain/abis.ts'
+import { type Anvil, startAnvil } from '../../chain/anvil.ts'
+import { deployOrderBook, deployTestToken } from '../../chain/deploy.ts'
+import { chainClients } from '../../chain/testing.ts'
+import type { Logger } from '../../lib/log.ts'
+import { createSyncer, followHeads } from '../syncer/syncer.ts'
+import { depositAddress, registerWallet } from '../syncer/wallet.ts'
+
+/**
+ * The DEMO deposit key: BIP-39's best-known test mnemonic, public to the world. The embedded mode only
+ * ever uses its xpub (watch-only), and nothing but `bourse dev` may use it at all.
+ */
+export const DEMO_DEPOSIT_MNEMONIC =
+  'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about'
+export const DEMO_WALLET_ID = 'anvil'
+const CONFIRMATIONS = 2
+const DEMO_DEPOSIT = { USDT: 1000_000000n, ETH: parseEther('1') }
+
+export function demoXpub(): string {
+  return HDKey.fromMasterSeed(mnemonicToSeedSync(DEMO_DEPOSIT_MNEMONIC)).derive("m/44'/60'/0'")
+    .publicExtendedKey
+}
+
+/** Fails with a message naming BOURSE_CHAIN_PORT when the port is taken (another anvil, another bourse dev). */
+export async function checkChainPort(port: number): Promise<void> {
+  const free = await new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+  if (!free) throw chainPortTaken(port)
+}
+
+function chainPortTaken(port: number): Error {
+  return new Error(
+    `port ${port} on 127.0.0.1 is already in use (another anvil, or another bourse dev?): stop it, or set BOURSE_CHAIN_PORT to a free port`,
+  )
+}
+
+export interface DemoChain {
+  readonly rpcUrl: string
+  readonly chainId: number
+  readonly token: Address
+  readonly orderBook: Address
+  readonly walletId: string
+  /** The demo trader's deposit address on the demo chain. */
+  readonly depositAddress: Address
+  /** The deposit transactions sent at this start (none when the address was funded before). */
+  readonly funding: readonly Hash[]
+  stop(): Promise<void>
+}
+
+interface Deployed {
+  token: Address
+  orderBook: Address
+}
+
+export async function startDemoChain(opts: {
+  db: Database
+  dataDir: string
+  port: number
+  /** The user whose address is funded. */
+  userName: string
+  log: Logger
+}): Promise<DemoChain> {
+  const { db, dataDir, log } = opts
+  let anvil: Anvil
+  try {
+    anvil = await startAnvil({
+      port: opts.port,
+      blockTime: 1,
+      args: ['--state', join(dataDir, 'anvil-state.json'), '--state-interval', '10'],
+    })
+  } catch (err) {
+    if ((err as Error).name === 'PortInUseError') throw chainPortTaken(opts.port)
+    throw err
+  }
+  try {
+    const c = chainClients(anvil)
+    const deployer = c.wallet(0)
+    const contractsFile = join(dataDir, 'demo-contracts.json')
+    let deployed = await readFile(contractsFile, 'utf8')
+      .then((text) => JSON.parse(text) as Deployed)
+      .catch(() => undefined)
+    if (deployed === undefined || (await c.reader.getCode({ address: deployed.token })) === undefined) {
+      const token = await deployTestToken(deployer, c.reader, {
+        name: 'Tether USD (demo)',
+        symbol: 'USDT',
+        decimals: 6,
+      })
+      const orderBook = await deployOrderBook(deployer, c.reader)
+      await c.reader.waitForTransactionReceipt({
+        hash: await deployer.writeContract({
+          address: token,
+          abi: testTokenAbi,
+          functionName: 'mint',
+          args: [deployer.account.address, 1_000_000_000_000000n],
+        }),
+        pollingInterval: 50,
+      })
+      deployed = { token, orderBook }
+      await writeFile(contractsFile, JSON.stringify(deployed))
+    }
+    const head = await c.reader.getBlockNumber({ cacheTime: 0 })
+    await registerWallet(db, {
+      id: DEMO_WALLET_ID,
+      chainId: anvil.chainId,
+      xpub: demoXpub(),
+      confirmations: CONFIRMATIONS,
+      startBlock: head,
+      assets: [
+        { asset: 'ETH', contract: null, decimals: 18 },
+        { asset: 'USDT', contract: deployed.token, decimals: 6 },
+      ],
+    })
+    await resetIfChainLost(db, c.reader, head, log)
+
+    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.name, opts.userName))
+    if (user === undefined) throw new Error(`demo user ${opts.userName} missing`)
+    const { address } = await depositAddress(db, DEMO_WALLET_ID, user.id)
+
+    const syncer = await createSyncer({ db, client: c.reader as never, walletId: DEMO_WALLET_ID, log })
+    const stopping = new AbortController()
+    const running = syncer.run({ signal: stopping.signal, pollIntervalMs: 1000 }).catch((err: unknown) => {
+      log.error({ err }, 'the demo chain syncer stopped')
+    })
+    const unwatch = followHeads(syncer, anvil.wsUrl, log)
+
+    const funding: Hash[] = []
+    const held = await c.reader.readContract({
+      address: deployed.token,
+      abi: testTokenAbi,
+      functionName: 'balanceOf',
+      args: [address],
+    })
+    if (held === 0n) {
+      // From anvil's account 1, not the deployer: a deposit is someone sending to the address.
+      const sender = c.wallet(1)
+      await c.reader.waitForTransactionReceipt({
+        hash: await deployer.writeContract({
+          address: deployed.token,
+          abi: testTokenAbi,
+          functionName: 'transfer',
+          args: [sender.account.address, DEMO_DEPOSIT.USDT],
+        }),
+        pollingInterval: 50,
+      })
+      funding.push(
+        await sender.writeContract({
+          address: deployed.token,
+          abi: testTokenAbi,
+          functionName: 'transfer',
+          args: [address, DEMO_DEPOSIT.USDT],
+        }),
+      )
+      funding.push(await sender.sendTransaction({ to: address, value: DEMO_DEPOSIT.ETH }))
+      void announceCredits(db, funding, log, stopping.signal)
+    }
+    return {
+      rpcUrl: anvil.rpcUrl,
+      chainId: anvil.chainId,
+      token: deployed.token,
+      orderBook: deployed.orderBook,
+      walletId: DEMO_WALLET_ID,
+      depositAddress: address,
+      funding,
+      async stop() {
+        stopping.abort()
+        unwatch()
+        await running
+        await anvil.stop()
+      },
+    }
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}
+
+/**
+ * The chain's state file was deleted or is older than the database (a kill between dumps): the blocks
+ * the syncer recorded are gone. In dev only, forget them and scan on from the current head; deposits
+ * still waiting are orphaned, and credited ones stand.
+ */
+async function resetIfChainLost(
+  db: Database,
+  reader: ReturnType<typeof chainClients>['reader'],
+  head: bigint,
+  log: Logger,
+): Promise<void> {
+  const [cursor] = await queryRows<{ scanned_block: bigint; scanned_hash: string | null }>(
+    db,
+    sql`select scanned_block, scanned_hash from chain_wallets where id = ${DEMO_WALLET_ID}`,
+  )
+  if (cursor?.scanned_hash == null) return
+  const block = BigInt(cursor.scanned_block)
+  const onChain = block <= head ? await reader.getBlock({ blockNumber: block }).catch(() => null) : null
+  if (onChain?.hash === cursor.scanned_hash) return
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`delete from chain_blocks where wallet_id = ${DEMO_WALLET_ID}`)
+    await tx.execute(
+      sql`update deposits set state = 'orphaned', updated_at = now()
+          where wallet_id = ${DEMO_WALLET_ID} and state in ('detected', 'confirming')`,
+    )
+    await tx.execute(
+      sql`update chain_wallets set scanned_block = ${head}, scanned_hash = null where id = ${DEMO_WALLET_ID}`,
+    )
+  })
+  log.warn(
+    { was: Number(block), now: Number(head) },
+    'the demo chain is not the one recorded; scanning on from its head',
+  )
+}
+
+/** Prints each funding deposit once the syncer has credited it. */
+async function announceCredits(db: Database, txs: readonly Hash[], log: Logger, signal: AbortSignal) {
+  const pending = new Set(txs.map((t) => t.toLowerCase()))
+  while (pending.size > 0 && !signal.aborted) {
+    await new Promise((r) => setTimeout(r, 250))
+    try {
+      const rows = await queryRows<{ tx_hash: string; asset: string; credited_amount: string }>(
+        db,
+        sql`select tx_hash, asset, credited_amount::text as credited_amount from deposits
+            where wallet_id = ${DEMO_WALLET_ID} and state = 'credited'`,
+      )
+      for (const r of rows) {
+        if (!pending.delete(r.tx_hash.toLowerCase())) continue
+        console.log(`Deposit credited: ${r.credited_amount} ${r.asset} to the demo trader (tx ${r.tx_hash})`)
+      }
+    } catch (err) {
+      if (!signal.aborted) log.warn({ err }, 'could not read the demo deposits')
+    }
+  }
+}
