@@ -202,8 +202,9 @@ describe('the binance npm client against bourse dev', () => {
     expect(account).toMatchObject({ canTrade: true, accountType: 'SPOT' })
     const b = await balances()
     expect(b.get('BTC')).toEqual({ free: units(10), locked: 0n })
-    expect(b.get('ETH')).toEqual({ free: units(100), locked: 0n })
-    expect(b.get('USDT')).toEqual({ free: units(100_000), locked: 0n })
+    // The demo funds plus the chain deposit bourse dev sends at start (1 ETH, 1000 USDT).
+    expect(b.get('ETH')).toEqual({ free: units(101), locked: 0n })
+    expect(b.get('USDT')).toEqual({ free: units(101_000), locked: 0n })
   })
 
   it('places a LIMIT buy under the market, finds it by id and client id and in open orders, and cancels it', async () => {
@@ -246,7 +247,7 @@ describe('the binance npm client against bourse dev', () => {
     expect((await client.getOpenOrders()).map((o) => o.orderId)).toEqual([orderId])
 
     const held = await balances()
-    expect(held.get('USDT')).toEqual({ free: units(100_000) - cost, locked: cost })
+    expect(held.get('USDT')).toEqual({ free: units(101_000) - cost, locked: cost })
 
     const cancelled = await client.cancelOrder({ symbol: SYMBOL, orderId })
     expect(cancelled).toMatchObject({
@@ -258,7 +259,7 @@ describe('the binance npm client against bourse dev', () => {
     expect(units(cancelled.executedQty)).toBe(0n)
     expect((await client.getOrder({ symbol: SYMBOL, orderId })).status).toBe('CANCELED')
     expect(await client.getOpenOrders({ symbol: SYMBOL })).toEqual([])
-    expect((await balances()).get('USDT')).toEqual({ free: units(100_000), locked: 0n })
+    expect((await balances()).get('USDT')).toEqual({ free: units(101_000), locked: 0n })
   })
 
   it('fills a MARKET buy by quoteOrderQty with FULL fills, moves the balances, and lists it in myTrades and allOrders', async () => {

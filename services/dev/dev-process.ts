@@ -1,7 +1,8 @@
 /**
  * Starts `bourse dev` as a child process, as a newcomer would run it, for tests that talk to the whole
  * exchange over HTTP: a fresh temporary data folder, a free loopback port, the demo trader's credentials
- * read from `--credentials-file`, and ready once it prints "Press Ctrl-C to stop.". `stop()` sends SIGTERM
+ * read from `--credentials-file`, and ready once it prints "Press Ctrl-C to stop." and has credited the demo
+ * chain deposit it sends at start (1000 USDT and 1 ETH to the demo trader). `stop()` sends SIGTERM
  * (SIGKILL if it has not exited after a grace period) and removes the data folder.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -13,6 +14,7 @@ import { freePort } from '../../lib/net.ts'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const READY = 'Press Ctrl-C to stop.'
+const CREDITED = 'Deposit credited:'
 
 export interface DevProcess {
   /** http://127.0.0.1:PORT, without a trailing slash. */
@@ -76,7 +78,10 @@ export async function startDev(
       let ready = false
       const onData = (data: Buffer) => {
         chunks.push(data.toString())
-        if (!ready && output().includes(READY)) {
+        const text = output()
+        // Ready once it serves and the demo deposit it sent at start (if any) is credited: balances hold still.
+        const funding = text.includes('sent to it now')
+        if (!ready && text.includes(READY) && (!funding || text.split(CREDITED).length > 2)) {
           ready = true
           clearTimeout(timer)
           resolve()
