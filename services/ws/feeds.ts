@@ -247,6 +247,44 @@ class PartialDepthFeed extends Feed {
   }
 }
 
+/** Linkora's candle message: the k-line of the timeframe each time it changes. */
+class LinkoraCandlesFeed extends Feed {
+  onMessage(message: Message): void {
+    const { s, k } = message.json as { s: string; k: Record<string, unknown> }
+    this.emit(
+      JSON.stringify({
+        type: 'candle',
+        symbol: s,
+        timeframe: k.i,
+        timestamp: k.t,
+        open: k.o,
+        high: k.h,
+        low: k.l,
+        close: k.c,
+        volume: k.v,
+        closed: k.x,
+      }),
+    )
+  }
+}
+
+/** Linkora's order book message: the best 20 levels a side after each change. */
+class LinkoraOrderbookFeed extends Feed {
+  onMessage(message: Message): void {
+    const u = message.json as DepthUpdate
+    this.emit(
+      JSON.stringify({
+        type: 'orderbook',
+        symbol: u.market,
+        timestamp: u.time,
+        last_update_id: Number(u.lastSeq),
+        bids: u.top.bids,
+        asks: u.top.asks,
+      }),
+    )
+  }
+}
+
 function createFeed(name: string, spec: StreamSpec, log: Logger): Feed {
   switch (spec.kind) {
     case 'trade':
@@ -263,6 +301,10 @@ function createFeed(name: string, spec: StreamSpec, log: Logger): Feed {
       return new DepthDiffFeed(name, spec.symbol, spec.speedMs)
     case 'partialDepth':
       return new PartialDepthFeed(name, spec, log)
+    case 'linkoraCandles':
+      return new LinkoraCandlesFeed(name)
+    case 'linkoraOrderbook':
+      return new LinkoraOrderbookFeed(name)
   }
 }
 

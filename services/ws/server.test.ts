@@ -323,6 +323,53 @@ describe('depth, partial depth and bookTicker from the engine’s depth updates'
   })
 })
 
+describe('the seeds’ Linkora socket', () => {
+  it('sends candles of a Linkora timeframe and the order book at /ws?symbol=…&type=…', async () => {
+    const ws = await start()
+    const candles = await client(`${ws.url}/ws?symbol=BTCUSDT&timeframe=5&type=candles`)
+    const book = await client(`${ws.url}/ws?symbol=BTCUSDT&type=orderbook`)
+    await waitUntil(() => ws.server.stats.channels === 2, 'subscribed')
+    const k = { t: 0, T: 299_999, s: 'BTCUSDT', i: '5m', o: '1', h: '3', l: '1', c: '2', v: '7', x: false }
+    await publisher.publish(
+      channels.kline('BTCUSDT', '5m'),
+      JSON.stringify({ e: 'kline', E: 1, s: 'BTCUSDT', k }),
+    )
+    expect(await candles.next()).toEqual({
+      type: 'candle',
+      symbol: 'BTCUSDT',
+      timeframe: '5m',
+      timestamp: 0,
+      open: '1',
+      high: '3',
+      low: '1',
+      close: '2',
+      volume: '7',
+      closed: false,
+    })
+    depthPublisher(
+      publisher,
+      log,
+    )({
+      market: 'BTCUSDT',
+      firstSeq: '1',
+      lastSeq: '2',
+      time: 9,
+      bids: [['1', '1']],
+      asks: [],
+      top: { bids: [['1', '1']], asks: [['2', '1']] },
+    })
+    expect(await book.next()).toEqual({
+      type: 'orderbook',
+      symbol: 'BTCUSDT',
+      timestamp: 9,
+      last_update_id: 2,
+      bids: [['1', '1']],
+      asks: [['2', '1']],
+    })
+    await expect(connect(`${ws.url}/ws?symbol=BTCUSDT&type=candles&timeframe=7`)).rejects.toThrow('HTTP 400')
+  })
+})
+
 describe('slow consumers', () => {
   it('cuts a client that does not read at the buffer bound, and its buffer never grows past it', async () => {
     const limit = 256 * 1024

@@ -24,7 +24,7 @@ import {
   type Registry,
 } from '../../lib/metrics.ts'
 import { type Frame, Hub, type Subscriber } from './feeds.ts'
-import { parseStream, type StreamSpec } from './streams.ts'
+import { parseLinkora, parseStream, type StreamSpec } from './streams.ts'
 
 export interface WsServerOptions {
   cache: PubSubCache
@@ -87,6 +87,15 @@ function wsMetrics(registry: Registry): Metrics {
   }
   return m
 }
+
+interface Route {
+  combined: boolean
+  /** The seeds' Linkora socket: JSON heartbeats every 30 s answered by `{"type":"pong"}`, no requests. */
+  linkora: boolean
+  streams: [string, StreamSpec][]
+}
+
+const LINKORA_HEARTBEAT_MS = 30_000
 
 const METHODS = ['SUBSCRIBE', 'UNSUBSCRIBE', 'LIST_SUBSCRIPTIONS', 'SET_PROPERTY', 'GET_PROPERTY']
 const idPattern = /^[A-Za-z0-9]{1,36}$/
@@ -155,7 +164,7 @@ export class WsServer {
       return
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new Connection(this, ws, socket, route.combined)
+      const connection = new Connection(this, ws, socket, route.combined, route.linkora)
       this.#connections.add(connection)
       this.#metrics.connections.inc()
       ws.on('close', () => {
@@ -168,7 +177,11 @@ export class WsServer {
     })
   }
 
-  #route(url: URL): { combined: boolean; streams: [string, StreamSpec][] } | string {
+  #route(url: URL): Route | string {
+    if (url.pathname === '/ws' && url.searchParams.has('symbol')) {
+      const stream = parseLinkora(url.searchParams)
+      return stream === undefined ? '400 Bad Request' : { combined: false, linkora: true, streams: [stream] }
+    }
     let names: string[]
     let combined: boolean
     if (url.pathname === '/ws' || url.pathname === '/ws/' || url.pathname.startsWith('/ws/')) {
@@ -187,7 +200,7 @@ export class WsServer {
       if (spec === undefined) return '400 Bad Request'
       streams.push([name, spec])
     }
-    return { combined, streams }
+    return { combined, linkora: false, streams }
   }
 
   /** Sends `serverShutdown` to every connection, closes them and stops taking new ones. */
@@ -253,6 +266,8 @@ class Connection implements Subscriber {
   readonly #server: WsServer
   readonly #socket: Duplex
   #combined: boolean
+  readonly #linkora: boolean
+  #linkoraTimer: NodeJS.Timeout | undefined
   readonly #streams = new Map<string, StreamSpec>()
   #queue: string[] = []
   #queuedBytes = 0
@@ -263,11 +278,12 @@ class Connection implements Subscriber {
   #windowStart = 0
   #windowCount = 0
 
-  constructor(server: WsServer, ws: WebSocket, socket: Duplex, combined: boolean) {
+  constructor(server: WsServer, ws: WebSocket, socket: Duplex, combined: boolean, linkora: boolean) {
     this.#server = server
     this.ws = ws
     this.#socket = socket
     this.#combined = combined
+    this.#linkora = linkora
   }
 
   get buffered(): number {
@@ -275,8 +291,21 @@ class Connection implements Subscriber {
   }
 
   start(streams: [string, StreamSpec][]): void {
+    if (this.#linkora) {
+      // Linkora's heartbeat: a JSON heartbeat every 30 s; a client silent for three of them is dropped.
+      let lastHeard = Date.now()
+      this.#linkoraTimer = setInterval(() => {
+        if (Date.now() - lastHeard > 3 * LINKORA_HEARTBEAT_MS) return this.#cut('pong_timeout')
+        this.#send(JSON.stringify({ type: 'heartbeat', timestamp: Date.now() }), 'event')
+      }, LINKORA_HEARTBEAT_MS)
+      this.#linkoraTimer.unref()
+      this.ws.on('message', () => {
+        lastHeard = Date.now()
+        this.#count()
+      })
+    }
     this.ws.on('message', (data, isBinary) => {
-      if (!this.#count()) return
+      if (this.#linkora || !this.#count()) return
       const text = isBinary ? '' : data.toString()
       this.#work = this.#work.then(() => this.#request(text))
     })
@@ -286,7 +315,14 @@ class Connection implements Subscriber {
       this.#count()
     })
     this.ws.on('error', () => this.ws.terminate())
-    if (streams.length > 0) this.#work = this.#work.then(() => this.#subscribe(streams))
+    if (streams.length > 0)
+      this.#work = this.#work.then(() =>
+        this.#subscribe(streams).catch((err: unknown) => {
+          // The URL's streams could not be subscribed (pub/sub down): the client reconnects, maybe elsewhere.
+          this.#server.options.log.warn({ err }, 'subscribing the URL streams failed')
+          this.#cut('subscribe_failed', 1011, 'try again')
+        }),
+      )
   }
 
   /** Counts an incoming message against the per-second limit; false (and cut) beyond it. */
@@ -353,6 +389,7 @@ class Connection implements Subscriber {
   dispose(): void {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#linkoraTimer)
     this.#queue = []
     this.#queuedBytes = 0
     for (const [name, spec] of this.#streams) this.#server.hub.leave(this, name, spec)

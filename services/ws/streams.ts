@@ -3,7 +3,7 @@
  * channel each is fed from. Symbols are lowercase in stream names and uppercase in channels.
  */
 import { marketKey } from '../../adapters/pubsub/index.ts'
-import { type Interval, isInterval } from '../handler/intervals.ts'
+import { type Interval, isInterval, parseInterval } from '../handler/intervals.ts'
 import { channels as handlerChannels } from '../handler/keys.ts'
 
 /** The engine's book changes per committed batch (DepthUpdate JSON), published by depth-source.ts. */
@@ -16,6 +16,22 @@ export type StreamSpec =
   | { kind: 'kline'; symbol: string; interval: Interval }
   | { kind: 'depth'; symbol: string; speedMs: 100 | 1000 }
   | { kind: 'partialDepth'; symbol: string; levels: 5 | 10 | 20; speedMs: 100 | 1000 }
+  /** The seeds' Linkora socket: `/ws?symbol=BTCUSDT&type=candles&timeframe=5` and `type=orderbook`. */
+  | { kind: 'linkoraCandles'; symbol: string; interval: Interval }
+  | { kind: 'linkoraOrderbook'; symbol: string }
+
+/** The Linkora stream a `/ws?symbol=…&type=…` URL asks for (an internal name and its spec), or undefined. */
+export function parseLinkora(params: URLSearchParams): [string, StreamSpec] | undefined {
+  const symbol = params.get('symbol') ?? ''
+  if (!/^[A-Z0-9]{2,32}$/.test(symbol)) return undefined
+  if (params.get('type') === 'orderbook')
+    return [`linkora:orderbook:${symbol}`, { kind: 'linkoraOrderbook', symbol }]
+  if (params.get('type') !== 'candles') return undefined
+  const interval = parseInterval(params.get('timeframe') ?? '1')
+  return interval === undefined
+    ? undefined
+    : [`linkora:candles:${symbol}:${interval}`, { kind: 'linkoraCandles', symbol, interval }]
+}
 
 const simple = new Set(['trade', 'aggTrade', 'ticker', 'miniTicker', 'bookTicker'])
 const symbolPattern = /^[a-z0-9]{2,32}$/
@@ -52,6 +68,7 @@ export function channelOf(spec: StreamSpec): string {
     case 'aggTrade':
       return handlerChannels.trade(spec.symbol)
     case 'kline':
+    case 'linkoraCandles':
       return handlerChannels.kline(spec.symbol, spec.interval)
     case 'ticker':
     case 'miniTicker':
@@ -59,6 +76,7 @@ export function channelOf(spec: StreamSpec): string {
     case 'bookTicker':
     case 'depth':
     case 'partialDepth':
+    case 'linkoraOrderbook':
       return depthChannel(spec.symbol)
   }
 }
