@@ -14,6 +14,7 @@ import {
   bigserial,
   boolean,
   check,
+  date,
   index,
   integer,
   jsonb,
@@ -584,4 +585,98 @@ export const sweeps = pgTable(
       .on(t.walletId, t.fromAddress, t.asset)
       .where(sql`${t.state} not in ('swept', 'failed')`),
   ],
+)
+
+/**
+ * One leader per cron job group: the holder renews `expires_at` (database time) while it runs; when it
+ * stops renewing, another instance takes the row over once it has expired and `token` goes up. The token
+ * fences a deposed leader: work that must not be done twice checks it is still the row's.
+ */
+export const cronLeases = pgTable('cron_leases', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  token: bigint('token', { mode: 'bigint' }).notNull(),
+  acquiredAt: timestamp('acquired_at', { withTimezone: true }).notNull().defaultNow(),
+  renewedAt: timestamp('renewed_at', { withTimezone: true }).notNull().defaultNow(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+})
+
+export const cronOutcomes = ['running', 'ok', 'failed'] as const
+
+/** Every run of a cron job by the leader, with its outcome and duration. */
+export const cronRuns = pgTable(
+  'cron_runs',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    job: text('job').notNull(),
+    holder: text('holder').notNull(),
+    /** The lease token the run started under. */
+    token: bigint('token', { mode: 'bigint' }).notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    outcome: text('outcome', { enum: cronOutcomes }).notNull().default('running'),
+    error: text('error'),
+    durationMs: integer('duration_ms'),
+    /** What the job reports about its run (rows deleted, sweeps opened, …). */
+    result: jsonb('result'),
+  },
+  (t) => [index('cron_runs_job').on(t.job, t.startedAt)],
+)
+
+/**
+ * Proof of reserves, per asset: the ledger's liabilities (every account but custody) against the chain
+ * balances of the exchange's addresses (deposit, hot, cold, gas keeper) at one block per wallet. Amounts
+ * are decimals in the asset's units; `difference` = on_chain − liabilities (negative: a deficit).
+ */
+export const reconciliations = pgTable(
+  'reconciliations',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    asset: text('asset')
+      .notNull()
+      .references(() => assets.symbol),
+    /** Per wallet id, the block the balances were read at. */
+    blocks: jsonb('blocks').notNull(),
+    liabilities: numeric('liabilities').notNull(),
+    /** Withdrawals still pending in the ledger whose transaction is already mined at the block. */
+    inFlight: numeric('in_flight').notNull().default('0'),
+    onChain: numeric('on_chain').notNull(),
+    difference: numeric('difference').notNull(),
+    status: text('status', { enum: ['ok', 'surplus', 'deficit'] }).notNull(),
+    /** On-chain balance per address kind (deposit, hot, cold, gas_keeper). */
+    breakdown: jsonb('breakdown').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('reconciliations_asset').on(t.asset, t.id)],
+)
+
+/**
+ * Withdrawals paused, per scope: `*` for all, or a wallet id. A row with `resumed_at` null is a pause in
+ * force: the withdrawal processor signs nothing new. Reconciliation pauses on a deficit; an admin resumes.
+ */
+export const withdrawalPauses = pgTable('withdrawal_pauses', {
+  scope: text('scope').primaryKey(),
+  reason: text('reason').notNull(),
+  pausedBy: text('paused_by').notNull(),
+  pausedAt: timestamp('paused_at', { withTimezone: true }).notNull().defaultNow(),
+  resumedBy: text('resumed_by'),
+  resumedAt: timestamp('resumed_at', { withTimezone: true }),
+})
+
+/** Trades and volume per market per UTC day, from the trades table (the cron's daily statistics). */
+export const dailyStats = pgTable(
+  'daily_stats',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    market: text('market')
+      .notNull()
+      .references(() => markets.symbol),
+    trades: bigint('trades', { mode: 'bigint' }).notNull(),
+    /** Base quantity and quote quantity traded. */
+    volume: numeric('volume').notNull(),
+    quoteVolume: numeric('quote_volume').notNull(),
+    fees: numeric('fees').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.market] })],
 )
