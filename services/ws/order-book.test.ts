@@ -170,11 +170,21 @@ describe('local order book from the diff-depth stream and the REST snapshot', ()
     await sleep(1500)
     flowing = false
     await flow
-    // A resting order at a fresh price last, so the final batch is sure to change a level.
-    await engine.submit({
-      kind: 'place',
-      order: { userId: traders[0]!, side: 'BUY', type: 'LIMIT', price: '50.00', quantity: '0.1' },
-    })
+    // Resting bids at a dozen fresh prices last, far below the flow: the final batches are sure to change
+    // levels, and the book compared at the end has depth whatever the random flow left (a loaded machine
+    // submits fewer orders in the same time).
+    for (let cents = 5000; cents < 5012; cents++) {
+      await engine.submit({
+        kind: 'place',
+        order: {
+          userId: traders[0]!,
+          side: 'BUY',
+          type: 'LIMIT',
+          price: (cents / 100).toFixed(2),
+          quantity: '0.1',
+        },
+      })
+    }
     const final = await engine.depth(5000)
     await waitUntil(
       () => book.id === Number(final.lastUpdateId),
