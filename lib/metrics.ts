@@ -2,8 +2,10 @@
  * Prometheus metrics and health probes over plain node:http: /metrics, /healthz (liveness, always
  * 200 while the process serves) and /readyz (200 when ready() says so, else 503).
  */
+
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 
 export { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client'
@@ -109,6 +111,8 @@ export async function startHttpServer(opts: {
   registry?: Registry
   ready?: ReadyCheck
   app?: RequestHandler
+  /** Takes over connections that ask to upgrade (WebSocket). */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void
 }): Promise<HttpServer> {
   const host = opts.host ?? '127.0.0.1'
   const handlerOpts = { ...(opts.ready && { ready: opts.ready }), ...(opts.app && { app: opts.app }) }
@@ -116,6 +120,7 @@ export async function startHttpServer(opts: {
     { keepAliveTimeout: 65_000 },
     metricsHandler(opts.registry ?? metricsRegistry(), handlerOpts),
   )
+  if (opts.upgrade) server.on('upgrade', opts.upgrade)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port, host, () => {

@@ -9,8 +9,7 @@
  * (socket corked: one write for many frames). Whatever a connection has queued or not yet handed to the
  * kernel is bounded by `maxBufferBytes`: a consumer that does not keep up is cut there, never buffered further.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type WebSocket, WebSocketServer } from 'ws'
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
@@ -18,10 +17,10 @@ import type { Logger } from '../../lib/log.ts'
 import {
   Counter,
   Gauge,
-  metricsHandler,
   metricsRegistry,
   type ReadyCheck,
   type Registry,
+  startHttpServer,
 } from '../../lib/metrics.ts'
 import { type Frame, Hub, type Subscriber } from './feeds.ts'
 import { parseLinkora, parseStream, type StreamSpec } from './streams.ts'
@@ -522,33 +521,20 @@ export async function startWsServer(
   options: WsServerOptions & { port: number; host?: string; ready?: ReadyCheck },
 ): Promise<RunningWsServer> {
   const server = new WsServer(options)
-  const host = options.host ?? '127.0.0.1'
-  const http: Server = createServer(
-    metricsHandler(options.registry ?? metricsRegistry(), options.ready ? { ready: options.ready } : {}),
-  )
-  http.on('upgrade', server.handleUpgrade)
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(options.port, host, () => {
-      http.off('error', reject)
-      resolve()
-    })
+  const http = await startHttpServer({
+    port: options.port,
+    ...(options.host && { host: options.host }),
+    ...(options.registry && { registry: options.registry }),
+    ...(options.ready && { ready: options.ready }),
+    upgrade: server.handleUpgrade,
   })
-  const port = (http.address() as AddressInfo).port
-  const urlHost = host.includes(':') ? `[${host}]` : host
   let closing: Promise<void> | undefined
   return {
     server,
-    port,
-    url: `ws://${urlHost}:${port}`,
+    port: http.port,
+    url: http.url.replace(/^http/, 'ws'),
     close() {
-      closing ??= (async () => {
-        await server.close()
-        await new Promise<void>((resolve) => {
-          http.close(() => resolve())
-          http.closeAllConnections()
-        })
-      })()
+      closing ??= server.close().then(() => http.close())
       return closing
     },
   }
