@@ -20,6 +20,7 @@ const components: Record<
     summary: "one Wallet's deposit syncer: bourse syncer --wallet eth",
     load: () => import('../services/syncer/main.ts'),
   },
+  ws: { summary: 'WebSocket market streams (Binance)', load: () => import('../services/ws/main.ts') },
   migrate: {
     summary: 'apply the database migrations (the migration Job)',
     load: () => import('../services/migrate/migrate.ts'),

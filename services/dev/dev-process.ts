@@ -52,6 +52,7 @@ export async function startDev(
       BOURSE_PORT: String(port),
       BOURSE_DATA_DIR: dataDir,
       BOURSE_CHAIN_PORT: String(chainPort),
+      BOURSE_WS_PORT: String(await freePort()),
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

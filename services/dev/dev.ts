@@ -13,7 +13,7 @@ import { openAnalytics } from '../../adapters/analytics/analytics.ts'
 import { createBus } from '../../adapters/bus/index.ts'
 import { type DatabaseHandle, openDatabase } from '../../adapters/db/database.ts'
 import { markets } from '../../adapters/db/schema.ts'
-import { createPubSubCache, InProcessRedis } from '../../adapters/pubsub/index.ts'
+import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapters/pubsub/index.ts'
 import { fromEnv, port } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
@@ -24,6 +24,8 @@ import { EngineClient } from '../gateway/engine-client.ts'
 import { migrateAnalytics } from '../handler/clickhouse.ts'
 import { createMarketDataHandler } from '../handler/handler.ts'
 import { createOutboxRelay } from '../relay/relay.ts'
+import { depthPublisher } from '../ws/depth-source.ts'
+import { startWsServer } from '../ws/server.ts'
 import { checkChainPort, DEMO_DEPOSIT_MNEMONIC, startDemoChain } from './chain.ts'
 import { demoBots, demoTrader, devEncryptionKey, seedDemo } from './demo.ts'
 import { startMarketMaker } from './market-maker.ts'
@@ -34,12 +36,19 @@ const DevConfig = z.object({
   BOURSE_DATA_DIR: z.string().default('.bourse/dev'),
   /** Also write the demo trader's API key and secret here, as JSON. */
   BOURSE_CREDENTIALS_FILE: z.string().optional(),
+  /** Binance-compatible WebSocket streams. */
+  BOURSE_WS_PORT: port().default(8090),
   /** The demo chain's (anvil's) JSON-RPC and WebSocket port. */
   BOURSE_CHAIN_PORT: port().default(8545),
 })
 
 /** An engine for every market in the database, each committing to the embedded Postgres. */
-async function startEngines(database: DatabaseHandle, onCommit: () => void): Promise<MatchingEngine[]> {
+async function startEngines(
+  database: DatabaseHandle,
+  cache: PubSubCache,
+  onCommit: () => void,
+): Promise<MatchingEngine[]> {
+  const onDepth = depthPublisher(cache, createLogger('engine'))
   const symbols = (await database.db.select({ symbol: markets.symbol }).from(markets)).map((m) => m.symbol)
   return Promise.all(
     symbols.map((symbol) =>
@@ -50,6 +59,7 @@ async function startEngines(database: DatabaseHandle, onCommit: () => void): Pro
         batchWindowMs: 2,
         log: createLogger('engine').child({ market: symbol }),
         onCommit,
+        onDepth,
       }),
     ),
   )
@@ -88,7 +98,7 @@ export async function main(args: string[]): Promise<void> {
   const analytics = openAnalytics({ kind: 'chdb', path: join(dataDir, 'chdb') })
   await migrateAnalytics(analytics)
   const relay = createOutboxRelay({ db: database.db, bus, batchSize: 1000, pollIntervalMs: 200, log })
-  const engines = await startEngines(database, () => relay.wake())
+  const engines = await startEngines(database, cache, () => relay.wake())
   const handler = createMarketDataHandler({ bus, cache, analytics, log: createLogger('handler') })
   await handler.start()
   relay.start()
@@ -109,6 +119,7 @@ export async function main(args: string[]): Promise<void> {
     host: '127.0.0.1',
     app: getRequestListener(gateway.fetch),
   })
+  const ws = await startWsServer({ port: config.BOURSE_WS_PORT, cache, log: createLogger('ws') })
   const bot = startMarketMaker(engines, { maker, taker })
 
   console.log(
@@ -116,6 +127,7 @@ export async function main(args: string[]): Promise<void> {
       'Bourse is running in embedded mode:',
       `  gateway    ${http.url}/api/v3/…  (Binance Spot REST; /healthz, /readyz, /metrics)`,
       `  engines    ${engines.map((e) => e.symbol).join(', ')}: batches committed to PGlite in ${join(dataDir, 'postgres')}`,
+      `  ws         ${ws.url}/ws/btcusdt@trade, /stream?streams=…  (Binance market streams)`,
       '  relay      outbox → in-process bus',
       '  handler    trades → k-lines, 24h tickers, recent trades (in-process pub/sub) and chDB',
       `  analytics  chDB in ${join(dataDir, 'chdb')}`,
@@ -140,6 +152,7 @@ export async function main(args: string[]): Promise<void> {
   bot.stop()
   await chain.stop()
   await http.close()
+  await ws.close()
   await Promise.all(engines.map((e) => e.stop()))
   await relay.stop()
   await handler.stop()
