@@ -14,6 +14,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { type Database, queryRows } from '../../adapters/db/database.ts'
 import { completeWithdrawal, failWithdrawal } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
+import { pausesInForce } from '../cron/pause.ts'
 import { TxSender } from './sender.ts'
 import { COLUMNS, type Row, toWithdrawal, type Withdrawal } from './withdrawals.ts'
 
@@ -71,8 +72,19 @@ export class WithdrawalProcessor {
     await this.settle()
   }
 
-  /** Approved withdrawals get their signed transaction stored (not broadcast) and become `processing`. */
+  /**
+   * Approved withdrawals get their signed transaction stored (not broadcast) and become `processing`;
+   * none while withdrawals are paused (reconciliation found a deficit; an admin resumes).
+   */
   async signApproved(): Promise<void> {
+    const paused = await pausesInForce(this.db, this.walletId)
+    if (paused.length > 0) {
+      this.log?.warn(
+        { reason: paused[0]!.reason, scope: paused[0]!.scope },
+        'withdrawals paused; signing nothing',
+      )
+      return
+    }
     const approved = await queryRows<Row>(
       this.db,
       sql`select ${COLUMNS} from withdrawals where wallet_id = ${this.walletId} and state = 'approved' order by id`,
