@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
+import { Batch } from './batch.ts'
 import type { MatchingEngine } from './engine.ts'
 import { type MarketFixture, marketFixture } from './testing.ts'
 
@@ -139,6 +140,23 @@ describe('matching engine on PGlite', () => {
     )
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => BigInt(i + 1)))
     expect(new Set(events.map((e) => e.topic))).toEqual(new Set(['orders', 'trades', 'balances']))
+  })
+
+  it('answers every caller and rolls the book back when applying a batch fails unexpectedly', async () => {
+    const user = await market.trader('unlucky', { USDT: '100' })
+    const before = engine.snapshot()
+    const apply = vi.spyOn(Batch.prototype, 'apply').mockImplementationOnce(() => {
+      throw new TypeError('a bug while applying')
+    })
+    try {
+      await expect(place(engine, user, 'BUY', '10.00', '1')).rejects.toMatchObject({ code: 'unavailable' })
+    } finally {
+      apply.mockRestore()
+    }
+    expect(engine.snapshot()).toEqual(before)
+    await expect(place(engine, user, 'BUY', '10.00', '1')).resolves.toMatchObject({
+      order: { status: 'NEW' },
+    })
   })
 
   it('halts: new orders refused, cancels allowed; resumes', async () => {

@@ -23,7 +23,15 @@ import { OrderBook } from './book/order-book.ts'
 import type { Depth, Side, StpMode, TimeInForce } from './book/types.ts'
 import type { DepthUpdate, OrderType, OrderView } from './events.ts'
 import { MarketUnits } from './market.ts'
-import { availableKey, claimMarket, FencedError, loadOpenOrders, readAvailable, writeBatch } from './store.ts'
+import {
+  availableKey,
+  type BatchWrite,
+  claimMarket,
+  FencedError,
+  loadOpenOrders,
+  readAvailable,
+  writeBatch,
+} from './store.ts'
 
 export interface EngineOptions {
   database: DatabaseHandle
@@ -314,31 +322,21 @@ export class MatchingEngine {
       }
       this.state.book.beginBatch()
       this.uncommitted = Promise.withResolvers()
-      const batch = new Batch(this.state, available)
-      const outcomes = items.map((item) => batch.apply(item.command))
-      if (!batch.hasWrites) {
-        this.state.book.commitBatch()
-        this.settleBook()
-        return answer(items, outcomes)
-      }
+      let batch: Batch
+      let outcomes: Outcome[]
+      let write: BatchWrite | null = null
+      let lastSeq = this.lastSeq
+      const commitStarted = performance.now()
+      // Whatever goes wrong before the commit — a failed transaction or a bug while applying — the book is
+      // rolled back and every caller answered: the engine never stays inside a half-applied batch.
       try {
-        const commitStarted = performance.now()
-        const write = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
-        const lastSeq = await this.options.database.db.transaction((tx) => writeBatch(tx, write))
-        metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
-        this.state.book.commitBatch()
-        batch.commitTo(this.state)
-        const firstSeq = this.lastSeq + 1n
-        this.lastSeq = lastSeq
-        this.settleBook()
-        if (this.options.onDepth) this.publishDepth(batch, firstSeq, lastSeq)
-        this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
-        metrics.batchSize.observe(items.length)
-        metrics.commands.inc({ market: this.symbol }, items.length)
-        answer(items, outcomes)
-        metrics.ackSeconds.observe((performance.now() - started) / 1000)
-        this.options.onCommit?.()
-        return
+        batch = new Batch(this.state, available)
+        outcomes = items.map((item) => batch.apply(item.command))
+        if (batch.hasWrites) {
+          const pending = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
+          lastSeq = await this.options.database.db.transaction((tx) => writeBatch(tx, pending))
+          write = pending
+        }
       } catch (err) {
         this.state.book.rollbackBatch()
         this.settleBook()
@@ -346,6 +344,24 @@ export class MatchingEngine {
           continue
         return this.failBatch(items, err)
       }
+      this.state.book.commitBatch()
+      if (write === null) {
+        this.settleBook()
+        return answer(items, outcomes)
+      }
+      metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
+      batch.commitTo(this.state)
+      const firstSeq = this.lastSeq + 1n
+      this.lastSeq = lastSeq
+      this.settleBook()
+      if (this.options.onDepth) this.publishDepth(batch, firstSeq, lastSeq)
+      this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
+      metrics.batchSize.observe(items.length)
+      metrics.commands.inc({ market: this.symbol }, items.length)
+      answer(items, outcomes)
+      metrics.ackSeconds.observe((performance.now() - started) / 1000)
+      this.options.onCommit?.()
+      return
     }
   }
 
