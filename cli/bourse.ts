@@ -7,6 +7,10 @@ const components: Record<
   string,
   { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }
 > = {
+  cron: {
+    summary: 'scheduled work with a single leader (sweeps, reconciliation, cleanup, statistics)',
+    load: () => import('../services/cron/main.ts'),
+  },
   dev: {
     summary: 'the whole exchange in one process on embedded stores',
     load: () => import('../services/dev/dev.ts'),
