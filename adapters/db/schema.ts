@@ -161,6 +161,8 @@ export const ledgerEntries = pgTable(
     index('ledger_entries_account').on(t.accountId, t.id),
     index('ledger_entries_journal').on(t.journalId),
     index('ledger_entries_ref').on(t.refType, t.refId),
+    /** The analytics syncer copies by created_at. */
+    index('ledger_entries_created_at').on(t.createdAt),
     check('ledger_entries_nonzero', sql`${t.amount} <> 0`),
   ],
 )
@@ -204,6 +206,8 @@ export const orders = pgTable(
     /** Ids are handed out in arrival order, so they are also the book's time priority on rebuild. */
     index('orders_open').on(t.market, t.id).where(sql`${t.status} in ('NEW', 'PARTIALLY_FILLED')`),
     index('orders_user').on(t.userId, t.market, t.id),
+    /** The analytics syncer copies by updated_at; the archiver finds old closed orders by it. */
+    index('orders_updated_at').on(t.updatedAt),
   ],
 )
 
@@ -230,6 +234,8 @@ export const trades = pgTable(
     primaryKey({ columns: [t.market, t.id] }),
     index('trades_buyer').on(t.buyerUserId, t.market, t.id),
     index('trades_seller').on(t.sellerUserId, t.market, t.id),
+    /** The analytics syncer copies by created_at. */
+    index('trades_created_at').on(t.createdAt),
   ],
 )
 
@@ -680,3 +686,17 @@ export const dailyStats = pgTable(
   },
   (t) => [primaryKey({ columns: [t.day, t.market] })],
 )
+
+/**
+ * The analytics syncer's watermark per copied table (`orders`, `trades`, `ledger_entries`): every row whose
+ * time column (orders: updated_at; trades and ledger entries: created_at) is at or below `watermark` has been
+ * copied to ClickHouse. The next pass re-reads from `watermark` less an overlap, so a transaction that
+ * committed late with an older timestamp (and a lower id) is still picked up; the copies are idempotent.
+ */
+export const analyticsWatermarks = pgTable('analytics_watermarks', {
+  name: text('name').primaryKey(),
+  watermark: timestamp('watermark', { withTimezone: true, precision: 6 }).notNull(),
+  /** Rows copied in total (re-copies of the overlap included). */
+  rowsCopied: bigint('rows_copied', { mode: 'bigint' }).notNull().default(sql`0`),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+})
