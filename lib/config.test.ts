@@ -132,6 +132,20 @@ describe('loadConfig', () => {
       },
     ])
   })
+
+  it('never echoes a private key given in a *_KEY variable', () => {
+    const s = z.object({
+      BOURSE_WALLET_HOT_KEY: z.string().regex(/^0x[0-9a-f]{64}$/, 'expected a 0x private key'),
+    })
+    const err = configError(() => loadConfig(s, { BOURSE_WALLET_HOT_KEY: '0xdeadbeefcafe' }))
+    expect(err.message).not.toContain('deadbeef')
+    expect(err.issues).toEqual([
+      {
+        variable: 'BOURSE_WALLET_HOT_KEY',
+        problem: 'expected a 0x private key, got <redacted, 14 characters>',
+      },
+    ])
+  })
 })
 
 describe('env shapes', () => {

@@ -29,8 +29,9 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>
 
-// Values of variables whose names look secret are never echoed back, nor URL passwords.
-const SECRET_NAME = /SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|API_?KEY|CREDENTIAL|MNEMONIC|SEED/i
+// Values of variables whose names look secret (private keys: BOURSE_WALLET_HOT_KEY) are never echoed
+// back, nor URL passwords.
+const SECRET_NAME = /SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|KEY|CREDENTIAL|MNEMONIC|SEED|XPRV/i
 
 function shown(variable: string, value: string): string {
   if (SECRET_NAME.test(variable)) return `<redacted, ${value.length} characters>`
