@@ -79,6 +79,8 @@ export const markets = pgTable(
 export const users = pgTable('users', {
   id: bigserial('id', { mode: 'bigint' }).primaryKey(),
   name: text('name').notNull().unique(),
+  /** The `sub` of the user's identity at the configured OIDC issuer (native /v1 API sign-in by JWT). */
+  oidcSubject: text('oidc_subject').unique(),
   createdAt: createdAt(),
 })
 
