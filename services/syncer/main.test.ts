@@ -3,7 +3,7 @@
  * test Postgres: it registers the wallet from a mounted JSON file plus variables, follows heads over
  * WebSocket (polling is set to 30 s, so only the subscription can make the credit this quick), credits a
  * native and an ERC-20 deposit, serves /status, /metrics and /readyz, never shows the RPC URL's
- * credentials, and stops cleanly on SIGTERM. A bad definition exits 2 naming what is wrong.
+ * credentials, runs deposits only without a hot wallet key (and says so), and stops cleanly on SIGTERM. A bad definition exits 2 naming what is wrong.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -184,6 +184,7 @@ describe('bourse syncer', () => {
         lag: 0,
         finalized: null,
         lastError: null,
+        withdrawals: null,
       })
       const metrics = await (await fetch(`${base}/metrics`)).text()
       expect(metrics).toContain(`bourse_syncer_scanned_block{wallet="eth"} ${head}`)
@@ -193,6 +194,7 @@ describe('bourse syncer', () => {
       p.child.kill('SIGTERM')
       expect(await p.exited).toBe(0)
       expect(p.output()).toContain('syncer running')
+      expect(p.output()).toContain('running deposits only')
       expect(p.output()).toContain('127.0.0.1')
       expect(p.output()).not.toContain('hunter2')
       expect(p.output()).not.toContain('sekrit42')

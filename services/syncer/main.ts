@@ -13,6 +13,12 @@
  * BOURSE_WALLET_ASSETS (the assets as JSON), BOURSE_WALLET_FINALITY, BOURSE_WALLET_START_BLOCK (default:
  * the head when the wallet is first registered; no address exists before that).
  *
+ * With a hot wallet key — BOURSE_WALLET_HOT_KEY (hex) or BOURSE_WALLET_HOT_KEY_FILE (a file holding it, as the
+ * operator mounts the Wallet's hotWallet.keySecretRef) — the process also runs the wallet's withdrawal processor
+ * every BOURSE_WITHDRAWAL_INTERVAL: approved withdrawals are signed, broadcast, followed to the wallet's
+ * confirmations and settled in the ledger; /status gains their counts and /metrics the bourse_withdrawals_*
+ * series. Without a key it runs deposits only and says so at start. The key is never logged or shown.
+ *
  * BOURSE_CHAIN_RPC_URL takes one or more URLs (comma- or newline-separated, as the Wallet's RPC Secret
  * holds them): http(s) ones are used in order with fallback, a ws(s) one follows heads unless
  * BOURSE_CHAIN_WS_URL is set. RPC URLs often carry API keys, so only their scheme and host are ever
@@ -21,13 +27,24 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { type Address, createPublicClient, fallback, getAddress, http, isAddress, type Transport } from 'viem'
+import {
+  type Address,
+  createPublicClient,
+  fallback,
+  getAddress,
+  type Hex,
+  http,
+  isAddress,
+  type Transport,
+} from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
 import { z } from 'zod'
 import { openDatabase } from '../../adapters/db/database.ts'
 import { ConfigError, type ConfigIssue, durationMs, fromEnv, port, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger, type Logger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
+import { type ProcessorStatus, WithdrawalProcessor } from '../withdrawals/processor.ts'
 import { createSyncer, DeepReorgError, followHeads, type Syncer, type SyncerStatus } from './syncer.ts'
 import { registerWallet, type WalletConfig } from './wallet.ts'
 
@@ -45,6 +62,9 @@ const SyncerEnv = z.object({
   BOURSE_SYNCER_PORT: port({ allowZero: true }).default(9090),
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_SYNCER_POLL_INTERVAL: durationMs().default(2000),
+  BOURSE_WALLET_HOT_KEY: z.string().optional(),
+  BOURSE_WALLET_HOT_KEY_FILE: z.string().optional(),
+  BOURSE_WITHDRAWAL_INTERVAL: durationMs().default(2000),
 })
 
 const assetSchema = z
@@ -139,6 +159,53 @@ export function walletDefinition(env: z.output<typeof SyncerEnv>): WalletDefinit
   }
 }
 
+/**
+ * The hot wallet's private key from BOURSE_WALLET_HOT_KEY or the file BOURSE_WALLET_HOT_KEY_FILE names
+ * (hex, 0x optional, surrounding whitespace ignored); undefined when neither is set. A ConfigError never
+ * quotes the key.
+ */
+export function hotWalletKey(env: {
+  BOURSE_WALLET_HOT_KEY?: string | undefined
+  BOURSE_WALLET_HOT_KEY_FILE?: string | undefined
+}): Hex | undefined {
+  const { BOURSE_WALLET_HOT_KEY: inline, BOURSE_WALLET_HOT_KEY_FILE: file } = env
+  if (inline !== undefined && file !== undefined) {
+    throw new ConfigError([
+      { variable: 'BOURSE_WALLET_HOT_KEY_FILE', problem: 'set either it or BOURSE_WALLET_HOT_KEY, not both' },
+    ])
+  }
+  let text: string
+  let variable: string
+  if (file !== undefined) {
+    variable = 'BOURSE_WALLET_HOT_KEY_FILE'
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable'
+      throw new ConfigError([{ variable, problem: `cannot read ${file} (${code})` }])
+    }
+  } else if (inline !== undefined) {
+    variable = 'BOURSE_WALLET_HOT_KEY'
+    text = inline
+  } else return undefined
+  const hex = text.trim().replace(/^0x/i, '')
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new ConfigError([
+      {
+        variable,
+        problem: `expected a private key of 64 hex digits (0x optional), got ${text.length} characters`,
+      },
+    ])
+  }
+  const key = `0x${hex.toLowerCase()}` as Hex
+  try {
+    privateKeyToAccount(key)
+  } catch {
+    throw new ConfigError([{ variable, problem: 'not a valid secp256k1 private key' }])
+  }
+  return key
+}
+
 export interface RpcEndpoint {
   /** The URL to call, without user-info. */
   readonly url: string
@@ -222,7 +289,11 @@ function scrubbedLogger(log: Logger, scrub: (text: string) => string): Logger {
   return log.child({}, { serializers: { err: (err: Error) => deep(pino.stdSerializers.err(err)) } })
 }
 
-export function statusJson(status: SyncerStatus, scrub: (text: string) => string) {
+export function statusJson(
+  status: SyncerStatus,
+  scrub: (text: string) => string,
+  withdrawals?: ProcessorStatus,
+) {
   return {
     wallet: status.walletId,
     chainId: Number(status.chainId),
@@ -231,6 +302,18 @@ export function statusJson(status: SyncerStatus, scrub: (text: string) => string
     lag: Number(status.lag),
     finalized: status.finalized === null ? null : Number(status.finalized),
     lastError: status.lastError === null ? null : scrub(status.lastError),
+    /** null: no hot wallet key, deposits only. */
+    withdrawals:
+      withdrawals === undefined
+        ? null
+        : {
+            hotAddress: withdrawals.hotAddress,
+            pendingApproval: withdrawals.pendingApproval,
+            pending: withdrawals.pending,
+            processing: withdrawals.processing,
+            paused: withdrawals.paused,
+            lastError: withdrawals.lastError === null ? null : scrub(withdrawals.lastError),
+          },
   }
 }
 
@@ -244,9 +327,11 @@ export async function main(args: string[]): Promise<void> {
   const env = fromEnv(SyncerEnv, { component: 'syncer' })
   let definition: WalletDefinition
   let endpoints: RpcEndpoint[]
+  let hotKey: Hex | undefined
   try {
     definition = walletDefinition(env)
     endpoints = rpcEndpoints(env.BOURSE_CHAIN_RPC_URL)
+    hotKey = hotWalletKey(env)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`bourse syncer: ${err.message}\n`)
@@ -273,6 +358,22 @@ export async function main(args: string[]): Promise<void> {
   await registerWallet(database.db, { ...definition, id: walletId, startBlock })
   // biome-ignore lint/suspicious/noExplicitAny: the chain is not known at build time; the syncer reads it from the RPC.
   const syncer: Syncer = await createSyncer({ db: database.db, client: client as any, walletId, log })
+  // The first http(s) endpoint sends withdrawals: one node sees our nonces in order.
+  const sendVia = endpoints.find((e) => e.url.startsWith('http'))!
+  const processor =
+    hotKey === undefined
+      ? undefined
+      : new WithdrawalProcessor({
+          db: database.db,
+          walletId,
+          chainId: definition.chainId,
+          rpcUrl: sendVia.url,
+          rpcHeaders: sendVia.headers,
+          hotKey,
+          confirmations: definition.confirmations,
+          log: log.child({ part: 'withdrawals' }),
+        })
+  hotKey = undefined
 
   const http_ = await startHttpServer({
     port: env.BOURSE_SYNCER_PORT,
@@ -284,7 +385,7 @@ export async function main(args: string[]): Promise<void> {
     app: (req, res) => {
       const path = (req.url ?? '/').split('?', 1)[0]
       if (path === '/status' && (req.method === 'GET' || req.method === 'HEAD')) {
-        const body = JSON.stringify(statusJson(syncer.status(), scrub))
+        const body = JSON.stringify(statusJson(syncer.status(), scrub, processor?.status()))
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
         res.end(req.method === 'HEAD' ? undefined : body)
         return
@@ -306,6 +407,18 @@ export async function main(args: string[]): Promise<void> {
     },
     'syncer running',
   )
+  if (processor === undefined) {
+    log.info(
+      'no hot wallet key (BOURSE_WALLET_HOT_KEY or BOURSE_WALLET_HOT_KEY_FILE): running deposits only, no withdrawals are sent',
+    )
+  } else {
+    await processor.refreshStatus().catch(() => undefined)
+    processor.start(env.BOURSE_WITHDRAWAL_INTERVAL)
+    log.info(
+      { hotAddress: processor.hotAddress, intervalMs: env.BOURSE_WITHDRAWAL_INTERVAL },
+      'withdrawals running from the hot wallet',
+    )
+  }
   const running = syncer.run({ signal: stop.signal, pollIntervalMs: env.BOURSE_SYNCER_POLL_INTERVAL })
   let exitCode = 0
   const failed = running.catch((err: unknown) => {
@@ -315,6 +428,7 @@ export async function main(args: string[]): Promise<void> {
   await Promise.race([untilStopped(), failed])
   stop.abort()
   unwatch?.()
+  await processor?.stop()
   await failed
   await http_.close()
   await database.close()

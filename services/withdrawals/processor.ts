@@ -14,6 +14,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { type Database, queryRows } from '../../adapters/db/database.ts'
 import { completeWithdrawal, failWithdrawal } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
+import { Counter, Gauge, metricsRegistry, type Registry } from '../../lib/metrics.ts'
 import { pausesInForce } from '../cron/pause.ts'
 import { TxSender } from './sender.ts'
 import { COLUMNS, type Row, toWithdrawal, type Withdrawal } from './withdrawals.ts'
@@ -23,6 +24,7 @@ export interface ProcessorOptions {
   readonly walletId: string
   readonly chainId: number
   readonly rpcUrl: string
+  readonly rpcHeaders?: Readonly<Record<string, string>>
   /** The hot wallet's private key (from a Secret); never logged. */
   readonly hotKey: Hex
   readonly confirmations: number
@@ -32,6 +34,48 @@ export interface ProcessorOptions {
   readonly stuckAfterMs?: number
   readonly log?: Logger
   readonly now?: () => number
+  /** Where the withdrawal gauges and counters go (default: the process's registry). */
+  readonly registry?: Registry
+}
+
+/** What the processor last saw of its wallet's withdrawals (for /status). */
+export interface ProcessorStatus {
+  readonly wallet: string
+  readonly hotAddress: Address
+  /** Waiting for an administrator's approval. */
+  readonly pendingApproval: number
+  /** Approved, not yet signed (all of them while paused). */
+  readonly pending: number
+  /** Signed, on their way to the chain or waiting for confirmations. */
+  readonly processing: number
+  readonly paused: boolean
+  readonly lastPassAt: number | null
+  readonly lastError: string | null
+}
+
+interface Metrics {
+  open: Gauge
+  settled: Counter
+  errors: Counter
+  paused: Gauge
+}
+
+function processorMetrics(registry: Registry): Metrics {
+  const gauge = (name: string, help: string, labelNames: string[]) =>
+    (registry.getSingleMetric(name) as Gauge | undefined) ??
+    new Gauge({ name, help, labelNames, registers: [registry] })
+  const counter = (name: string, help: string, labelNames: string[]) =>
+    (registry.getSingleMetric(name) as Counter | undefined) ??
+    new Counter({ name, help, labelNames, registers: [registry] })
+  return {
+    open: gauge('bourse_withdrawals_open', 'Open withdrawals of the wallet by state', ['wallet', 'state']),
+    settled: counter('bourse_withdrawals_settled_total', 'Withdrawals settled by outcome', [
+      'wallet',
+      'outcome',
+    ]),
+    errors: counter('bourse_withdrawal_pass_errors_total', 'Withdrawal passes that failed', ['wallet']),
+    paused: gauge('bourse_withdrawals_paused', '1 while withdrawals of the wallet are paused', ['wallet']),
+  }
 }
 
 export class WithdrawalProcessor {
@@ -44,6 +88,8 @@ export class WithdrawalProcessor {
   private readonly log: Logger | undefined
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
+  private readonly metrics: Metrics
+  private current: ProcessorStatus
 
   constructor(opts: ProcessorOptions) {
     this.db = opts.db
@@ -53,10 +99,22 @@ export class WithdrawalProcessor {
     this.log = opts.log
     const hot = privateKeyToAccount(opts.hotKey)
     this.hotAddress = hot.address
+    this.metrics = processorMetrics(opts.registry ?? metricsRegistry())
+    this.current = {
+      wallet: opts.walletId,
+      hotAddress: hot.address,
+      pendingApproval: 0,
+      pending: 0,
+      processing: 0,
+      paused: false,
+      lastPassAt: null,
+      lastError: null,
+    }
     this.sender = new TxSender({
       db: opts.db,
       chainId: opts.chainId,
       rpcUrl: opts.rpcUrl,
+      rpcHeaders: opts.rpcHeaders,
       confirmations: opts.confirmations,
       stuckAfterMs: opts.stuckAfterMs,
       log: opts.log,
@@ -70,6 +128,41 @@ export class WithdrawalProcessor {
     await this.signApproved()
     await this.sender.pump(this.hotAddress)
     await this.settle()
+    await this.refreshStatus()
+  }
+
+  /** The counts of the last pass (or refreshStatus), with the last pass's error if it failed. */
+  status(): ProcessorStatus {
+    return this.current
+  }
+
+  /** Counts the wallet's open withdrawals by state into status() and the gauges. */
+  async refreshStatus(): Promise<ProcessorStatus> {
+    const [rows, paused] = await Promise.all([
+      queryRows<{ state: string; n: number }>(
+        this.db,
+        sql`select state, count(*)::int as n from withdrawals
+            where wallet_id = ${this.walletId} and state in ('pending_approval', 'approved', 'processing')
+            group by state`,
+      ),
+      pausesInForce(this.db, this.walletId),
+    ])
+    const count = (state: string) => Number(rows.find((r) => r.state === state)?.n ?? 0)
+    this.current = {
+      ...this.current,
+      pendingApproval: count('pending_approval'),
+      pending: count('approved'),
+      processing: count('processing'),
+      paused: paused.length > 0,
+      lastPassAt: Date.now(),
+      lastError: null,
+    }
+    const wallet = this.walletId
+    this.metrics.open.set({ wallet, state: 'pending_approval' }, this.current.pendingApproval)
+    this.metrics.open.set({ wallet, state: 'approved' }, this.current.pending)
+    this.metrics.open.set({ wallet, state: 'processing' }, this.current.processing)
+    this.metrics.paused.set({ wallet }, this.current.paused ? 1 : 0)
+    return this.current
   }
 
   /**
@@ -130,6 +223,7 @@ export class WithdrawalProcessor {
               where id = ${w.id} and state = 'processing'`,
         )
       })
+      this.metrics.settled.inc({ wallet: this.walletId, outcome: ok ? 'completed' : 'failed' })
       this.log?.info({ withdrawalId: String(w.id), hash: row.mined_hash, ok }, 'withdrawal settled')
     }
   }
@@ -166,6 +260,8 @@ export class WithdrawalProcessor {
       try {
         await this.tick()
       } catch (err) {
+        this.current = { ...this.current, lastError: String(err) }
+        this.metrics.errors.inc({ wallet: this.walletId })
         this.log?.warn({ err: String(err) }, 'withdrawal pass failed; retrying')
       }
       if (this.timer !== undefined) this.timer = setTimeout(() => (this.running = loop()), intervalMs)

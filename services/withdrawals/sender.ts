@@ -71,6 +71,8 @@ export interface SenderOptions {
   readonly db: Database
   readonly chainId: number
   readonly rpcUrl: string
+  /** Headers for every RPC call (an Authorization taken from the URL's user-info, which fetch refuses). */
+  readonly rpcHeaders?: Readonly<Record<string, string>>
   /** Blocks a transaction needs, its own included, before it counts as final. */
   readonly confirmations: number
   /** A broadcast transaction still unmined after this long is replaced with bumped fees. */
@@ -102,7 +104,11 @@ export class TxSender {
     })
     this.client = createPublicClient({
       chain,
-      transport: http(opts.rpcUrl, { retryCount: 1, timeout: 10_000 }),
+      transport: http(opts.rpcUrl, {
+        retryCount: 1,
+        timeout: 10_000,
+        ...(opts.rpcHeaders !== undefined && { fetchOptions: { headers: { ...opts.rpcHeaders } } }),
+      }),
       cacheTime: 0,
     })
     this.confirmations = opts.confirmations
