@@ -21,6 +21,7 @@ import { sql } from 'drizzle-orm'
 import type { Address, Block, Chain, Hash, PublicClient, Transport } from 'viem'
 import { createPublicClient, getAddress, parseAbiItem, webSocket } from 'viem'
 import { type Database, type Executor, queryRows } from '../../adapters/db/database.ts'
+import { ChainMoved, fetchBlockRange, getBlockOrNull } from '../../chain/blocks.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Counter, Gauge, metricsRegistry, type Registry } from '../../lib/metrics.ts'
@@ -72,9 +73,6 @@ export interface PassResult {
   readonly credited: number
   readonly orphaned: number
 }
-
-/** The chain diverged from what is stored while a range was being read: the next pass sorts it out. */
-class ChainMoved extends Error {}
 
 /** A reorg below the blocks the syncer keeps: it cannot know what to roll back. */
 export class DeepReorgError extends Error {
@@ -165,30 +163,10 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
   let wakeUp: (() => void) | undefined
   let woken = false
 
-  const getBlock = async (n: bigint, full: boolean): Promise<Block | null> => {
-    try {
-      return await client.getBlock({ blockNumber: n, includeTransactions: full })
-    } catch (err) {
-      if ((err as Error).name === 'BlockNotFoundError') return null
-      throw err
-    }
-  }
+  const getBlock = (n: bigint, full: boolean): Promise<Block | null> => getBlockOrNull(client, n, full)
 
-  async function fetchBlocks(from: bigint, to: bigint): Promise<Block[]> {
-    const numbers: bigint[] = []
-    for (let n = from; n <= to; n++) numbers.push(n)
-    const out: (Block | null)[] = new Array(numbers.length)
-    let next = 0
-    const worker = async () => {
-      while (next < numbers.length) {
-        const i = next++
-        out[i] = await getBlock(numbers[i]!, native !== undefined)
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(concurrency, numbers.length) }, worker))
-    if (out.some((b) => b === null)) throw new ChainMoved('a block of the range is gone')
-    return out as Block[]
-  }
+  const fetchBlocks = (from: bigint, to: bigint): Promise<Block[]> =>
+    fetchBlockRange(client, from, to, { concurrency, includeTransactions: native !== undefined })
 
   /**
    * Transfer logs of our tokens to our addresses in [from, to]. When the RPC refuses the range (too many
@@ -234,10 +212,6 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
     }
     const blocks = await fetchBlocks(from, to)
     if (parentHash !== null && blocks[0]!.parentHash !== parentHash) throw new ReorgBelow()
-    for (let i = 1; i < blocks.length; i++) {
-      if (blocks[i]!.parentHash !== blocks[i - 1]!.hash)
-        throw new ChainMoved(`block ${blocks[i]!.number} moved`)
-    }
     const hashAt = (n: bigint) => blocks[Number(n - from)]!.hash
     const candidates: { txHash: Hash; blockHash: Hash; log?: (typeof logs)[number]; tx?: NativeTx }[] = []
     for (const log of logs) {
@@ -643,7 +617,7 @@ export type { StoredWallet }
  * trigger — the pass re-reads blocks by number and checks hashes — and the syncer's own polling
  * covers a dropped subscription. Returns the function that unsubscribes and closes the socket.
  */
-export function followHeads(syncer: Syncer, wsUrl: string, log?: Logger): () => void {
+export function followHeads(syncer: Pick<Syncer, 'wake'>, wsUrl: string, log?: Logger): () => void {
   // On a WebSocket transport viem subscribes to newHeads rather than polling.
   const client = createPublicClient({ transport: webSocket(wsUrl, { reconnect: true }) })
   const unwatch = client.watchBlockNumber({
