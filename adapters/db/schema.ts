@@ -702,3 +702,126 @@ export const analyticsWatermarks = pgTable('analytics_watermarks', {
   rowsCopied: bigint('rows_copied', { mode: 'bigint' }).notNull().default(sql`0`),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 })
+
+/**
+ * A DEX order contract (chain/contracts/OrderBook.sol, the Linkora order system) followed by the order
+ * indexer, with its scan cursor: the last block whose events are recorded, and that block's hash.
+ */
+export const dexIndexers = pgTable(
+  'dex_indexers',
+  {
+    id: text('id').primaryKey(),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    /** The order contract, checksummed. */
+    contract: text('contract').notNull(),
+    /** The first block scanned (the contract's deployment block, or later: earlier orders stay unknown). */
+    startBlock: bigint('start_block', { mode: 'bigint' }).notNull(),
+    /** Last block scanned (start_block - 1 before the first pass). */
+    scannedBlock: bigint('scanned_block', { mode: 'bigint' }).notNull(),
+    scannedHash: text('scanned_hash'),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+  },
+  (t) => [unique('dex_indexers_chain_contract').on(t.chainId, t.contract)],
+)
+
+/** The recent blocks the order indexer scanned, for finding the fork point of a reorg; pruned below its depth. */
+export const dexBlocks = pgTable(
+  'dex_blocks',
+  {
+    indexerId: text('indexer_id')
+      .notNull()
+      .references(() => dexIndexers.id),
+    number: bigint('number', { mode: 'bigint' }).notNull(),
+    hash: text('hash').notNull(),
+    parentHash: text('parent_hash').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.indexerId, t.number] })],
+)
+
+export const dexOrderStatuses = ['pending', 'executed', 'cancelled'] as const
+export const dexEventTypes = ['OrderCreated', 'OrderExecuted', 'OrderCancelled'] as const
+
+/**
+ * The order contract's events, one row per log, keyed by (chain, tx hash, the log's ordinal in its receipt),
+ * which a reorg does not change (the block-level log index does). Rows of blocks a reorg removed are deleted;
+ * a re-included transaction comes back under the same key. Amounts in the tokens' smallest units, exact.
+ */
+export const dexOrderEvents = pgTable(
+  'dex_order_events',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    indexerId: text('indexer_id')
+      .notNull()
+      .references(() => dexIndexers.id),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    txHash: text('tx_hash').notNull(),
+    logOrdinal: integer('log_ordinal').notNull(),
+    /** The log's index in its block: ordering and explorers, not identity. */
+    logIndex: integer('log_index').notNull(),
+    blockNumber: bigint('block_number', { mode: 'bigint' }).notNull(),
+    blockHash: text('block_hash').notNull(),
+    blockTime: timestamp('block_time', { withTimezone: true }).notNull(),
+    /** The contract's uint256 order id. */
+    orderId: numeric('order_id', { precision: 78, scale: 0 }).notNull(),
+    eventType: text('event_type', { enum: dexEventTypes }).notNull(),
+    oldStatus: text('old_status', { enum: dexOrderStatuses }),
+    newStatus: text('new_status', { enum: dexOrderStatuses }).notNull(),
+    maker: text('maker').notNull(),
+    /** OrderExecuted: who filled it. */
+    taker: text('taker'),
+    /** OrderCreated: the tokens and their decimals (null when the token does not say). */
+    sellToken: text('sell_token'),
+    buyToken: text('buy_token'),
+    sellDecimals: integer('sell_decimals'),
+    buyDecimals: integer('buy_decimals'),
+    /** OrderCreated and OrderExecuted. */
+    sellAmount: numeric('sell_amount', { precision: 78, scale: 0 }),
+    buyAmount: numeric('buy_amount', { precision: 78, scale: 0 }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('dex_order_events_chain_tx_ordinal').on(t.chainId, t.txHash, t.logOrdinal),
+    index('dex_order_events_order').on(t.indexerId, t.orderId, t.blockNumber, t.logIndex),
+    index('dex_order_events_block').on(t.indexerId, t.blockNumber),
+    check('dex_order_events_ordinal', sql`${t.logOrdinal} >= 0`),
+  ],
+)
+
+/**
+ * The orders, as their events say: rebuilt from dex_order_events for every order a range or a reorg
+ * touches, so re-processing a range changes nothing and a removed OrderExecuted reopens the order.
+ */
+export const dexOrders = pgTable(
+  'dex_orders',
+  {
+    indexerId: text('indexer_id')
+      .notNull()
+      .references(() => dexIndexers.id),
+    orderId: numeric('order_id', { precision: 78, scale: 0 }).notNull(),
+    chainId: bigint('chain_id', { mode: 'bigint' }).notNull(),
+    maker: text('maker').notNull(),
+    sellToken: text('sell_token').notNull(),
+    buyToken: text('buy_token').notNull(),
+    sellDecimals: integer('sell_decimals'),
+    buyDecimals: integer('buy_decimals'),
+    sellAmount: numeric('sell_amount', { precision: 78, scale: 0 }).notNull(),
+    buyAmount: numeric('buy_amount', { precision: 78, scale: 0 }).notNull(),
+    status: text('status', { enum: dexOrderStatuses }).notNull(),
+    taker: text('taker'),
+    createdTx: text('created_tx').notNull(),
+    createdBlock: bigint('created_block', { mode: 'bigint' }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    /** The OrderExecuted or OrderCancelled that closed it. */
+    closedTx: text('closed_tx'),
+    closedBlock: bigint('closed_block', { mode: 'bigint' }),
+    executedAt: timestamp('executed_at', { withTimezone: true }),
+    cancelledAt: timestamp('cancelled_at', { withTimezone: true }),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.indexerId, t.orderId] }),
+    index('dex_orders_status').on(t.indexerId, t.status, t.orderId),
+    index('dex_orders_maker').on(t.indexerId, t.maker, t.orderId),
+  ],
+)
