@@ -11,6 +11,7 @@ import { boolean, fromEnv, list, port, positiveInt, url } from '../../lib/config
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
+import { walletId, withdrawalPolicyJson, withdrawalsConfig } from '../withdrawals/config.ts'
 import { parseEncryptionKey } from './api-keys.ts'
 import { createGatewayApp } from './app.ts'
 import { EngineClient } from './engine-client.ts'
@@ -48,6 +49,10 @@ export const GatewayEnv = z.object({
   BOURSE_REJECTIONS_BEFORE_BAN: positiveInt().default(10),
   /** Behind a trusted ingress: the client's address is the first of X-Forwarded-For. */
   BOURSE_TRUST_PROXY: boolean().default(false),
+  /** Withdrawal limits per asset (JSON, see withdrawals/config.ts); unset: the withdrawal endpoints are off. */
+  BOURSE_WITHDRAWAL_POLICY: withdrawalPolicyJson().optional(),
+  /** The Wallets withdrawals go out on, the first the default; unset: every registered Wallet. */
+  BOURSE_WITHDRAWAL_WALLETS: list(walletId).optional(),
 })
 
 export async function main(_args: string[]): Promise<void> {
@@ -60,11 +65,25 @@ export async function main(_args: string[]): Promise<void> {
   })
   const cache = createPubSubCache({ kind: 'redis', nodes: config.BOURSE_REDIS_NODES })
   const engines = new Map(config.BOURSE_ENGINES.map((e) => [e.symbol, EngineClient.remote(e.symbol, e.url)]))
+  const withdrawals = await withdrawalsConfig(database.db, {
+    policy: config.BOURSE_WITHDRAWAL_POLICY,
+    wallets: config.BOURSE_WITHDRAWAL_WALLETS,
+  })
+  if (withdrawals === undefined) log.info('no BOURSE_WITHDRAWAL_POLICY: the withdrawal endpoints are off')
+  else
+    log.info(
+      {
+        assets: Object.keys(withdrawals.policy.assets),
+        networks: withdrawals.networks.map((n) => n.network),
+      },
+      'withdrawals enabled',
+    )
   const app = createGatewayApp({
     db: database.db,
     engines,
     cache,
     log,
+    ...(withdrawals !== undefined && { withdrawals }),
     config: {
       keyEncryptionKey: config.BOURSE_KEY_ENCRYPTION_SECRET,
       weightPerMinute: config.BOURSE_WEIGHT_PER_MINUTE,

@@ -66,7 +66,9 @@ export function withdrawRoutes(app: Hono, deps: WithdrawRoutesDeps): void {
         throw new BinanceError(-1100, 'addressTag is not used on EVM networks.')
       const network = params.get('network')
       const target =
-        network === undefined ? deps.networks[0] : deps.networks.find((n) => n.network === network)
+        network === undefined
+          ? deps.networks[0]
+          : deps.networks.find((n) => n.network.toUpperCase() === network.toUpperCase())
       if (target === undefined) throw new BinanceError(-4003, `Network ${network} is not supported.`)
       const w = await requestWithdrawal(deps.db, deps.policy, {
         userId,
