@@ -5,6 +5,7 @@
  */
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { type Context, Hono } from 'hono'
+import type { Analytics } from '../../adapters/analytics/analytics.ts'
 import type { Database, Executor } from '../../adapters/db/database.ts'
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { createLogger, type Logger } from '../../lib/log.ts'
@@ -28,6 +29,8 @@ export interface GatewayConfig {
 
 export interface GatewayDeps {
   db: Executor
+  /** The analytics syncer's ClickHouse copy; without it, history endpoints read Postgres only. */
+  analytics?: Analytics
   /** One client per market symbol. */
   engines: ReadonlyMap<string, EngineClient>
   cache: PubSubCache
@@ -44,6 +47,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   const now = deps.now ?? Date.now
   binanceRoutes(app, {
     db: deps.db,
+    analytics: deps.analytics,
     engines: deps.engines,
     markets: new MarketDirectory(deps.db),
     cache: deps.cache,

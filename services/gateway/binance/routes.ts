@@ -5,16 +5,18 @@
  * Orders go to the market's engine; what the engine has committed is read back from Postgres.
  */
 import { randomBytes } from 'node:crypto'
-import { and, asc, desc, eq, gte, inArray, lte, or, type SQL } from 'drizzle-orm'
+import { and, asc, eq, inArray, type SQL } from 'drizzle-orm'
 import type { Context, Hono } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { Analytics } from '../../../adapters/analytics/analytics.ts'
 import type { Executor } from '../../../adapters/db/database.ts'
-import { orders, trades } from '../../../adapters/db/schema.ts'
+import { orders } from '../../../adapters/db/schema.ts'
 import type { PubSubCache } from '../../../adapters/pubsub/index.ts'
 import { balancesOf } from '../../../ledger/ledger.ts'
 import { BourseError } from '../../../lib/errors.ts'
 import type { Logger } from '../../../lib/log.ts'
 import { formatDecimal, parseDecimal } from '../../../lib/money.ts'
+import { findOrder, orderHistory, tradeHistory } from '../../analytics/history.ts'
 import type { Fill } from '../../engine/batch.ts'
 import type { OrderView } from '../../engine/events.ts'
 import { parseInterval } from '../../handler/intervals.ts'
@@ -29,6 +31,8 @@ import { authenticate, checkWindow, type Params, readParams, type Security } fro
 
 export interface BinanceDeps {
   db: Executor
+  /** The analytics syncer's ClickHouse copy: history reads (allOrders, myTrades, order) look there too. */
+  analytics?: Analytics
   engines: ReadonlyMap<string, EngineClient>
   markets: MarketDirectory
   /** The handler's market data (k-lines, 24h ticker, recent trades) and the rate-limit counters. */
@@ -403,16 +407,8 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
   route('GET', '/api/v3/order', 'USER_DATA', 4, async ({ params, key }) => {
     const info = await market(params)
     const ref = orderRef(params)
-    const conditions = [eq(orders.market, info.symbol), eq(orders.userId, key.userId)]
-    if (ref.orderId !== undefined) conditions.push(eq(orders.id, ref.orderId))
-    if (ref.clientOrderId !== undefined) conditions.push(eq(orders.clientOrderId, ref.clientOrderId))
-    // A client order id is unique among open orders only: the newest order that had it.
-    const [row] = await deps.db
-      .select()
-      .from(orders)
-      .where(and(...conditions))
-      .orderBy(desc(orders.id))
-      .limit(1)
+    // A client order id is unique among open orders only: the newest order that had it (archived or not).
+    const row = await findOrder(deps, { market: info.symbol, userId: key.userId, ...ref })
     if (row === undefined) throw errors.noSuchOrder()
     return queryOrderView(info, row)
   })
@@ -445,18 +441,15 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     const limit = limitOf(params, 500, 1000)
     const orderId = longParam(params, 'orderId')
     const { startTime, endTime } = timeRange(params)
-    const conditions: SQL[] = [eq(orders.market, info.symbol), eq(orders.userId, key.userId)]
-    if (orderId !== undefined) conditions.push(gte(orders.id, orderId))
-    if (startTime !== undefined) conditions.push(gte(orders.createdAt, new Date(startTime)))
-    if (endTime !== undefined) conditions.push(lte(orders.createdAt, new Date(endTime)))
-    const oldestFirst = orderId !== undefined || startTime !== undefined
-    const rows = await deps.db
-      .select()
-      .from(orders)
-      .where(and(...conditions))
-      .orderBy(oldestFirst ? asc(orders.id) : desc(orders.id))
-      .limit(limit)
-    if (!oldestFirst) rows.reverse()
+    // Recent orders from Postgres, archived ones from ClickHouse, as one page in ascending id order.
+    const rows = await orderHistory(deps, {
+      market: info.symbol,
+      userId: key.userId,
+      orderId,
+      startTime,
+      endTime,
+      limit,
+    })
     return rows.map((row) => queryOrderView(info, row))
   })
 
@@ -474,23 +467,15 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       if (fromId !== undefined && (startTime !== undefined || endTime !== undefined))
         throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
       const user = key.userId
-      const conditions: (SQL | undefined)[] = [
-        eq(trades.market, info.symbol),
-        or(eq(trades.buyerUserId, user), eq(trades.sellerUserId, user)),
-      ]
-      if (orderId !== undefined)
-        conditions.push(or(eq(trades.takerOrderId, orderId), eq(trades.makerOrderId, orderId)))
-      if (fromId !== undefined) conditions.push(gte(trades.id, fromId))
-      if (startTime !== undefined) conditions.push(gte(trades.createdAt, new Date(startTime)))
-      if (endTime !== undefined) conditions.push(lte(trades.createdAt, new Date(endTime)))
-      const oldestFirst = fromId !== undefined || startTime !== undefined
-      const rows = await deps.db
-        .select()
-        .from(trades)
-        .where(and(...conditions))
-        .orderBy(oldestFirst ? asc(trades.id) : desc(trades.id))
-        .limit(limit)
-      if (!oldestFirst) rows.reverse()
+      const rows = await tradeHistory(deps, {
+        market: info.symbol,
+        userId: user,
+        orderId,
+        fromId,
+        startTime,
+        endTime,
+        limit,
+      })
       const out: Record<string, unknown>[] = []
       for (const t of rows) {
         for (const isBuyer of [true, false]) {
