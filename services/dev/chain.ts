@@ -4,24 +4,27 @@
  * contract deployed once; the demo Wallet (ETH native and that USDT, 2 confirmations) registered from a
  * DEMO mnemonic's xpub; the syncer following the chain; and, on a chain where the demo trader's deposit
  * address holds no USDT yet, a deposit of 1000 USDT and 1 ETH sent to it, so a newcomer sees a deposit
- * arrive and be credited.
+ * arrive and be credited. Withdrawals go out from a DEMO hot wallet (anvil's account 9, its key public to the
+ * world, funded with anvil's ETH and demo USDT topped up from the deployer) through the withdrawal processor.
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { mnemonicToSeedSync } from '@scure/bip39'
 import { eq, sql } from 'drizzle-orm'
-import { type Address, type Hash, parseEther } from 'viem'
-import { HDKey } from 'viem/accounts'
+import { type Address, bytesToHex, type Hash, type Hex, parseEther } from 'viem'
+import { HDKey, privateKeyToAccount } from 'viem/accounts'
 import { type Database, queryRows } from '../../adapters/db/database.ts'
 import { users } from '../../adapters/db/schema.ts'
 import { testTokenAbi } from '../../chain/abis.ts'
 import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployOrderBook, deployTestToken } from '../../chain/deploy.ts'
-import { chainClients } from '../../chain/testing.ts'
+import { ANVIL_MNEMONIC, chainClients } from '../../chain/testing.ts'
 import type { Logger } from '../../lib/log.ts'
 import { createSyncer, followHeads } from '../syncer/syncer.ts'
 import { depositAddress, registerWallet } from '../syncer/wallet.ts'
+import { WithdrawalProcessor } from '../withdrawals/processor.ts'
+import type { WithdrawalPolicy } from '../withdrawals/withdrawals.ts'
 
 /**
  * The DEMO deposit key: BIP-39's best-known test mnemonic, public to the world. The embedded mode only
@@ -32,6 +35,23 @@ export const DEMO_DEPOSIT_MNEMONIC =
 export const DEMO_WALLET_ID = 'anvil'
 const CONFIRMATIONS = 2
 const DEMO_DEPOSIT = { USDT: 1000_000000n, ETH: parseEther('1') }
+
+/**
+ * The DEMO hot wallet's key: anvil's account 9 of its public test mnemonic (anvil funds it with ETH). Only
+ * `bourse dev` may use it; a real hot wallet key comes from a Secret.
+ */
+export const DEMO_HOT_KEY = bytesToHex(
+  HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC)).derive("m/44'/60'/0'/0/9").privateKey!,
+) as Hex
+/** The hot wallet holds at least this much demo USDT at start (topped up from the deployer). */
+const HOT_USDT = 1_000_000_000000n
+/** The demo's withdrawal limits: larger requests wait for an administrator's approval. */
+export const DEMO_WITHDRAWAL_POLICY: WithdrawalPolicy = {
+  assets: {
+    ETH: { dailyLimit: '100', approvalAbove: '10', minAmount: '0.001' },
+    USDT: { dailyLimit: '100000', approvalAbove: '10000', minAmount: '1' },
+  },
+}
 
 export function demoXpub(): string {
   return HDKey.fromMasterSeed(mnemonicToSeedSync(DEMO_DEPOSIT_MNEMONIC)).derive("m/44'/60'/0'")
@@ -64,6 +84,8 @@ export interface DemoChain {
   readonly depositAddress: Address
   /** The deposit transactions sent at this start (none when the address was funded before). */
   readonly funding: readonly Hash[]
+  /** The DEMO hot wallet withdrawals are paid from. */
+  readonly hotAddress: Address
   stop(): Promise<void>
 }
 
@@ -143,6 +165,35 @@ export async function startDemoChain(opts: {
     })
     const unwatch = followHeads(syncer, anvil.wsUrl, log)
 
+    const hotAddress = privateKeyToAccount(DEMO_HOT_KEY).address
+    const hotUsdt = await c.reader.readContract({
+      address: deployed.token,
+      abi: testTokenAbi,
+      functionName: 'balanceOf',
+      args: [hotAddress],
+    })
+    if (hotUsdt < HOT_USDT) {
+      await c.reader.waitForTransactionReceipt({
+        hash: await deployer.writeContract({
+          address: deployed.token,
+          abi: testTokenAbi,
+          functionName: 'transfer',
+          args: [hotAddress, HOT_USDT - hotUsdt],
+        }),
+        pollingInterval: 50,
+      })
+    }
+    const processor = new WithdrawalProcessor({
+      db,
+      walletId: DEMO_WALLET_ID,
+      chainId: anvil.chainId,
+      rpcUrl: anvil.rpcUrl,
+      hotKey: DEMO_HOT_KEY,
+      confirmations: CONFIRMATIONS,
+      log: log.child({ part: 'withdrawals' }),
+    })
+    processor.start(1000)
+
     const funding: Hash[] = []
     const held = await c.reader.readContract({
       address: deployed.token,
@@ -181,9 +232,11 @@ export async function startDemoChain(opts: {
       walletId: DEMO_WALLET_ID,
       depositAddress: address,
       funding,
+      hotAddress,
       async stop() {
         stopping.abort()
         unwatch()
+        await processor.stop()
         await running
         await anvil.stop()
       },

@@ -7,7 +7,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { eq } from 'drizzle-orm'
 import type { Database } from '../../adapters/db/database.ts'
-import { assets, markets, users } from '../../adapters/db/schema.ts'
+import { apiKeys, assets, markets, users } from '../../adapters/db/schema.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import { createApiKey, parseEncryptionKey } from '../gateway/api-keys.ts'
 
@@ -78,17 +78,29 @@ export interface Credentials {
   apiSecret: string
 }
 
-/** The demo trader, funded, and its HMAC API key (made on the first run and kept in the data folder). */
+/**
+ * The demo trader, funded, and its HMAC API key that may trade and withdraw (made on the first run and kept
+ * in the data folder; a key kept from before withdrawals existed gets the permission).
+ */
 export async function demoTrader(db: Database, dataDir: string, encryptionKey: Buffer): Promise<Credentials> {
   const userId = await fundedUser(db, 'demo', demoFunds)
   const file = join(dataDir, 'demo-credentials.json')
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as Credentials
-  } catch {
-    const key = await createApiKey(db, encryptionKey, { userId, kind: 'HMAC', canTrade: true, label: 'demo' })
-    const credentials = { apiKey: key.apiKey, apiSecret: key.secretKey! }
-    await writeFile(file, JSON.stringify(credentials), { mode: 0o600 })
-    await chmod(file, 0o600)
-    return credentials
+  const kept = await readFile(file, 'utf8')
+    .then((text) => JSON.parse(text) as Credentials)
+    .catch(() => undefined)
+  if (kept !== undefined) {
+    await db.update(apiKeys).set({ canWithdraw: true }).where(eq(apiKeys.apiKey, kept.apiKey))
+    return kept
   }
+  const key = await createApiKey(db, encryptionKey, {
+    userId,
+    kind: 'HMAC',
+    canTrade: true,
+    canWithdraw: true,
+    label: 'demo',
+  })
+  const credentials = { apiKey: key.apiKey, apiSecret: key.secretKey! }
+  await writeFile(file, JSON.stringify(credentials), { mode: 0o600 })
+  await chmod(file, 0o600)
+  return credentials
 }

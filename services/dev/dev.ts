@@ -26,7 +26,13 @@ import { createMarketDataHandler } from '../handler/handler.ts'
 import { createOutboxRelay } from '../relay/relay.ts'
 import { depthPublisher } from '../ws/depth-source.ts'
 import { startWsServer } from '../ws/server.ts'
-import { checkChainPort, DEMO_DEPOSIT_MNEMONIC, startDemoChain } from './chain.ts'
+import {
+  checkChainPort,
+  DEMO_DEPOSIT_MNEMONIC,
+  DEMO_HOT_KEY,
+  DEMO_WITHDRAWAL_POLICY,
+  startDemoChain,
+} from './chain.ts'
 import { demoBots, demoTrader, devEncryptionKey, seedDemo } from './demo.ts'
 import { startMarketMaker } from './market-maker.ts'
 
@@ -107,6 +113,10 @@ export async function main(args: string[]): Promise<void> {
     engines: new Map(engines.map((e) => [e.symbol, EngineClient.inProcess(e)])),
     cache,
     log: createLogger('gateway'),
+    withdrawals: {
+      policy: DEMO_WITHDRAWAL_POLICY,
+      networks: [{ network: chain.walletId.toUpperCase(), walletId: chain.walletId }],
+    },
     config: {
       keyEncryptionKey: encryptionKey,
       weightPerMinute: 6000,
@@ -136,12 +146,16 @@ export async function main(args: string[]): Promise<void> {
       `  chain      anvil at ${chain.rpcUrl} (chain id ${chain.chainId}, a block a second), the syncer crediting deposits`,
       `             demo token USDT (ERC-20, 6 decimals) ${chain.token}; order contract ${chain.orderBook}`,
       `             DEMO deposit key, never for real funds: "${DEMO_DEPOSIT_MNEMONIC}"`,
+      `  hot wallet ${chain.hotAddress}  (pays withdrawals, ETH and demo USDT; processor signing and broadcasting)`,
+      `             DEMO hot wallet key (anvil's account 9), never for real funds: ${DEMO_HOT_KEY}`,
       '',
       'Demo trader (10 BTC, 100 ETH, 100000 USDT):',
       `  apiKey     ${credentials.apiKey}`,
       `  apiSecret  ${credentials.apiSecret}`,
       ...(credentialsFile === undefined ? [] : [`  (also written to ${resolve(credentialsFile)})`]),
       `  deposit    ${chain.depositAddress}  (ETH and USDT on the demo chain${chain.funding.length > 0 ? '; 1000 USDT and 1 ETH sent to it now' : ''})`,
+      `  withdraw   POST ${http.url}/sapi/v1/capital/withdraw/apply  coin=USDT&network=${chain.walletId.toUpperCase()}&address=0x…&amount=25 (signed, this key may withdraw;`,
+      `             above ${DEMO_WITHDRAWAL_POLICY.assets.USDT!.approvalAbove} USDT or ${DEMO_WITHDRAWAL_POLICY.assets.ETH!.approvalAbove} ETH waits for approval), then GET /sapi/v1/capital/withdraw/history`,
       `Try: curl '${http.url}/api/v3/depth?symbol=BTCUSDT&limit=5'`,
       'Press Ctrl-C to stop.',
     ].join('\n'),
