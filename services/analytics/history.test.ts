@@ -62,14 +62,16 @@ afterAll(async () => {
   await fx?.close()
 })
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON answers
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers, compared whole
+type Answer = any
+
 async function call(
   app: Hono,
   method: string,
   path: string,
   params: Record<string, string>,
   key = aliceKey,
-): Promise<any> {
+): Promise<Answer> {
   const query = new URLSearchParams({ ...params, timestamp: String(Date.now()) }).toString()
   const signature = createHmac('sha256', key.secretKey!).update(query).digest('hex')
   const response = await app.request(`${path}?${query}&signature=${signature}`, {
