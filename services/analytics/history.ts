@@ -109,7 +109,8 @@ export async function findOrder(
     .where(and(...conditions))
     .orderBy(desc(orders.id))
     .limit(1)
-  if (src.analytics === undefined) return recent
+  // An id names one order: found in Postgres, it is not looked for in the archive.
+  if (src.analytics === undefined || (recent !== undefined && q.orderId !== undefined)) return recent
   const where = ['user_id = {userId:UInt64}', 'market = {market:String}']
   if (q.orderId !== undefined) where.push('id = {orderId:UInt64}')
   if (q.clientOrderId !== undefined) where.push('client_order_id = {clientOrderId:String}')
