@@ -300,6 +300,10 @@ export class Batch {
         buyerUserId: String(buyer.userId),
         sellerUserId: String(seller.userId),
         buyerIsMaker: row.buyerIsMaker,
+        buyerCommission: row.buyerFee,
+        buyerCommissionAsset: units.row.base,
+        sellerCommission: row.sellerFee,
+        sellerCommissionAsset: units.row.quote,
         time: this.now.getTime(),
       },
     })

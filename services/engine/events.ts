@@ -24,6 +24,12 @@ export interface TradeEvent extends Sequenced {
   sellerUserId: string
   /** True when the buyer's order was resting in the book (the seller took). */
   buyerIsMaker: boolean
+  /** The buyer's fee, in the base asset (absent from events committed before fees were carried). */
+  buyerCommission?: string
+  buyerCommissionAsset?: string
+  /** The seller's fee, in the quote asset. */
+  sellerCommission?: string
+  sellerCommissionAsset?: string
   time: number
 }
 

@@ -66,7 +66,7 @@ abstract class Feed {
   }
 }
 
-/** trade, kline_<i> and ticker: the handler publishes Binance's payload already. */
+/** trade, kline_<i>, ticker and user data: the handler (user events: user-events.ts) publishes Binance's payload already. */
 class PassThroughFeed extends Feed {
   onMessage(message: Message): void {
     this.emit(message.text)
@@ -290,6 +290,7 @@ function createFeed(name: string, spec: StreamSpec, log: Logger): Feed {
     case 'trade':
     case 'kline':
     case 'ticker':
+    case 'user':
       return new PassThroughFeed(name)
     case 'aggTrade':
       return new AggTradeFeed(name)

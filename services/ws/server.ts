@@ -22,8 +22,11 @@ import {
   type Registry,
   startHttpServer,
 } from '../../lib/metrics.ts'
+import type { ApiKeyStore } from '../gateway/api-keys.ts'
 import { type Frame, Hub, type Subscriber } from './feeds.ts'
 import { parseLinkora, parseStream, type StreamSpec } from './streams.ts'
+import { ListenKeys, listenKeyPattern } from './user-stream.ts'
+import { type ApiAuth, ApiSession } from './ws-api.ts'
 
 export interface WsServerOptions {
   cache: PubSubCache
@@ -42,6 +45,15 @@ export interface WsServerOptions {
   maxStreams?: number
   /** Default 24 h. */
   maxConnectionMs?: number
+  /**
+   * The gateway's API keys (Postgres): enables the WebSocket API at `/ws-api/v3` and its
+   * `userDataStream.subscribe.signature`. Without it, that endpoint answers 404.
+   */
+  keys?: ApiKeyStore
+  /** The server clock for signatures' recvWindow (default Date.now). */
+  now?: () => number
+  /** How often each `/ws/<listenKey>` stream checks its key is still alive (default 30 s). */
+  listenKeyCheckMs?: number
 }
 
 interface Metrics {
@@ -89,6 +101,10 @@ function wsMetrics(registry: Registry): Metrics {
 
 interface Route {
   combined: boolean
+  /** `/ws-api/v3`: Binance's WebSocket API (ws-api.ts). */
+  api: boolean
+  /** Listen keys among the streams, resolved to their users before the upgrade. */
+  listenKeys: string[]
   /** The seeds' Linkora socket: JSON heartbeats every 30 s answered by `{"type":"pong"}`, no requests. */
   linkora: boolean
   streams: [string, StreamSpec][]
@@ -110,7 +126,10 @@ class BinanceError extends Error {
 const invalid = (message: string) => new BinanceError(2, `Invalid request: ${message}`)
 
 export class WsServer {
-  readonly #options: Required<Omit<WsServerOptions, 'registry'>>
+  readonly #options: Required<Omit<WsServerOptions, 'registry' | 'keys' | 'now'>>
+  readonly #auth: ApiAuth | undefined
+  readonly #listenKeys: ListenKeys
+  readonly #listenKeySweep: NodeJS.Timeout
   readonly #hub: Hub
   readonly #wss: WebSocketServer
   readonly #metrics: Metrics
@@ -130,7 +149,14 @@ export class WsServer {
       maxIncomingPerSecond: options.maxIncomingPerSecond ?? 5,
       maxStreams: options.maxStreams ?? 1024,
       maxConnectionMs: options.maxConnectionMs ?? 24 * 3_600_000,
+      listenKeyCheckMs: options.listenKeyCheckMs ?? 30_000,
     }
+    this.#auth = options.keys && { keys: options.keys, now: options.now ?? Date.now }
+    this.#listenKeys = new ListenKeys(options.cache)
+    this.#listenKeySweep = setInterval(() => {
+      for (const connection of this.#connections) connection.checkListenKeys()
+    }, this.#options.listenKeyCheckMs)
+    this.#listenKeySweep.unref()
     this.#metrics = wsMetrics(options.registry ?? metricsRegistry())
     this.#hub = new Hub(options.cache, options.log)
     this.#wss = new WebSocketServer({
@@ -157,13 +183,38 @@ export class WsServer {
   handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const route = this.#route(url)
-    if (this.#closed || typeof route === 'string') {
-      const status = this.#closed ? '503 Service Unavailable' : route
+    const refuse = (status: string) =>
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    if (this.#closed || typeof route === 'string') {
+      refuse(this.#closed ? '503 Service Unavailable' : (route as string))
       return
     }
+    if (route.listenKeys.length === 0) {
+      this.#upgrade(req, socket, head, route)
+      return
+    }
+    // A listen key's stream is its user's: look the keys up first; an unknown or expired one is refused.
+    Promise.all(route.listenKeys.map((k) => this.#listenKeys.userOf(k))).then(
+      (users) => {
+        if (users.some((u) => u === undefined)) return refuse('400 Bad Request')
+        const byKey = new Map(route.listenKeys.map((k, i) => [k, users[i]!]))
+        for (const stream of route.streams)
+          if (stream[1].kind === 'user') stream[1] = { kind: 'user', userId: byKey.get(stream[0])! }
+        this.#upgrade(req, socket, head, route)
+      },
+      (err: unknown) => {
+        this.#options.log.warn({ err }, 'looking up listen keys failed')
+        refuse('503 Service Unavailable')
+      },
+    )
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route): void {
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new Connection(this, ws, socket, route.combined, route.linkora)
+      const ip = (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
+      const connection = new Connection(this, ws, socket, route.combined, route.linkora, ip)
+      if (route.api) connection.api = new ApiSession(connection, this.#auth)
+      for (const key of route.listenKeys) connection.listenKeys.add(key)
       this.#connections.add(connection)
       this.#metrics.connections.inc()
       ws.on('close', () => {
@@ -179,7 +230,13 @@ export class WsServer {
   #route(url: URL): Route | string {
     if (url.pathname === '/ws' && url.searchParams.has('symbol')) {
       const stream = parseLinkora(url.searchParams)
-      return stream === undefined ? '400 Bad Request' : { combined: false, linkora: true, streams: [stream] }
+      return stream === undefined
+        ? '400 Bad Request'
+        : { combined: false, linkora: true, api: false, listenKeys: [], streams: [stream] }
+    }
+    if (url.pathname === '/ws-api/v3' || url.pathname === '/ws-api/v3/') {
+      if (this.#auth === undefined) return '404 Not Found'
+      return { combined: false, linkora: false, api: true, listenKeys: [], streams: [] }
     }
     let names: string[]
     let combined: boolean
@@ -194,12 +251,16 @@ export class WsServer {
     }
     if (names.length > this.#options.maxStreams) return '400 Bad Request'
     const streams: [string, StreamSpec][] = []
+    const listenKeys: string[] = []
     for (const name of new Set(names)) {
       const spec = parseStream(name)
-      if (spec === undefined) return '400 Bad Request'
-      streams.push([name, spec])
+      if (spec !== undefined) streams.push([name, spec])
+      else if (listenKeyPattern.test(name)) {
+        listenKeys.push(name)
+        streams.push([name, { kind: 'user', userId: '' }])
+      } else return '400 Bad Request'
     }
-    return { combined, linkora: false, streams }
+    return { combined, linkora: false, api: false, listenKeys, streams }
   }
 
   /** Sends `serverShutdown` to every connection, closes them and stops taking new ones. */
@@ -207,6 +268,7 @@ export class WsServer {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#sweep)
+    clearInterval(this.#listenKeySweep)
     const E = Date.now()
     for (const connection of this.#connections) connection.shutdown(E)
     this.#flush()
@@ -240,6 +302,9 @@ export class WsServer {
   get metrics() {
     return this.#metrics
   }
+  get listenKeyStore() {
+    return this.#listenKeys
+  }
 
   markDirty(connection: Connection): void {
     this.#dirty.add(connection)
@@ -262,6 +327,12 @@ export class WsServer {
 
 class Connection implements Subscriber {
   readonly ws: WebSocket
+  readonly ip: string
+  /** Set on `/ws-api/v3` connections. */
+  api: ApiSession | undefined
+  /** The listen keys among this connection's streams (each stream is named by its key). */
+  readonly listenKeys = new Set<string>()
+  #checkingKeys = false
   readonly #server: WsServer
   readonly #socket: Duplex
   #combined: boolean
@@ -277,8 +348,16 @@ class Connection implements Subscriber {
   #windowStart = 0
   #windowCount = 0
 
-  constructor(server: WsServer, ws: WebSocket, socket: Duplex, combined: boolean, linkora: boolean) {
+  constructor(
+    server: WsServer,
+    ws: WebSocket,
+    socket: Duplex,
+    combined: boolean,
+    linkora: boolean,
+    ip: string,
+  ) {
     this.#server = server
+    this.ip = ip
     this.ws = ws
     this.#socket = socket
     this.#combined = combined
@@ -306,7 +385,8 @@ class Connection implements Subscriber {
     this.ws.on('message', (data, isBinary) => {
       if (this.#linkora || !this.#count()) return
       const text = isBinary ? '' : data.toString()
-      this.#work = this.#work.then(() => this.#request(text))
+      const api = this.api
+      this.#work = this.#work.then(() => (api === undefined ? this.#request(text) : api.request(text)))
     })
     this.ws.on('ping', () => this.#count())
     this.ws.on('pong', () => {
@@ -344,7 +424,45 @@ class Connection implements Subscriber {
   }
 
   deliver(frame: Frame): void {
-    this.#send(this.#combined ? frame.combined : frame.raw, 'event')
+    if (this.api !== undefined) this.api.deliver(frame)
+    else this.#send(this.#combined ? frame.combined : frame.raw, 'event')
+  }
+
+  // For the WebSocket API session.
+  send(text: string, kind: 'event' | 'answer'): void {
+    this.#send(text, kind)
+  }
+  join(name: string, spec: StreamSpec): Promise<void> {
+    return this.#closed ? Promise.resolve() : this.#server.hub.join(this, name, spec)
+  }
+  leave(name: string, spec: StreamSpec): void {
+    this.#server.hub.leave(this, name, spec)
+  }
+
+  /** Sends `listenKeyExpired` and closes the connection when one of its listen keys is gone (expired or deleted). */
+  checkListenKeys(): void {
+    if (this.listenKeys.size === 0 || this.#checkingKeys || this.#closed) return
+    this.#checkingKeys = true
+    const keys = [...this.listenKeys]
+    Promise.all(keys.map((k) => this.#server.listenKeyStore.userOf(k)))
+      .then((users) => {
+        const expired = keys.filter((_, i) => users[i] === undefined)
+        if (expired.length === 0 || this.#closed) return
+        const E = Date.now()
+        for (const listenKey of expired) {
+          const event = JSON.stringify({ e: 'listenKeyExpired', E, listenKey })
+          this.#send(
+            this.#combined ? `{"stream":${JSON.stringify(listenKey)},"data":${event}}` : event,
+            'event',
+          )
+        }
+        this.flush()
+        this.#cut('listen_key_expired', 1000, 'listenKeyExpired')
+      })
+      .catch((err: unknown) => this.#server.options.log.warn({ err }, 'checking listen keys failed'))
+      .finally(() => {
+        this.#checkingKeys = false
+      })
   }
 
   shutdown(E: number): void {
@@ -393,6 +511,7 @@ class Connection implements Subscriber {
     this.#queuedBytes = 0
     for (const [name, spec] of this.#streams) this.#server.hub.leave(this, name, spec)
     this.#streams.clear()
+    this.api?.dispose()
   }
 
   #answer(id: unknown, result: unknown): void {

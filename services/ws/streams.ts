@@ -5,6 +5,7 @@
 import { marketKey } from '../../adapters/pubsub/index.ts'
 import { type Interval, isInterval, parseInterval } from '../handler/intervals.ts'
 import { channels as handlerChannels } from '../handler/keys.ts'
+import { userChannel } from './user-stream.ts'
 
 /** The engine's book changes per committed batch (DepthUpdate JSON), published by depth-source.ts. */
 export const depthChannel = (symbol: string) => marketKey(symbol, 'depth')
@@ -19,6 +20,8 @@ export type StreamSpec =
   /** The seeds' Linkora socket: `/ws?symbol=BTCUSDT&type=candles&timeframe=5` and `type=orderbook`. */
   | { kind: 'linkoraCandles'; symbol: string; interval: Interval }
   | { kind: 'linkoraOrderbook'; symbol: string }
+  /** A user data stream: a listen key's or a WebSocket API subscription's, fed from the user's channel. */
+  | { kind: 'user'; userId: string }
 
 /** The Linkora stream a `/ws?symbol=…&type=…` URL asks for (an internal name and its spec), or undefined. */
 export function parseLinkora(params: URLSearchParams): [string, StreamSpec] | undefined {
@@ -78,5 +81,7 @@ export function channelOf(spec: StreamSpec): string {
     case 'partialDepth':
     case 'linkoraOrderbook':
       return depthChannel(spec.symbol)
+    case 'user':
+      return userChannel(spec.userId)
   }
 }

@@ -78,6 +78,7 @@ export const errors = {
   newOrderRejected: (msg: string) => new BinanceError(-2010, msg),
   cancelRejected: (msg: string) => new BinanceError(-2011, msg),
   noSuchOrder: () => new BinanceError(-2013, 'Order does not exist.'),
+  unknownListenKey: () => new BinanceError(-1125, 'This listenKey does not exist.'),
   badApiKeyFormat: () => new BinanceError(-2014, 'API-key format invalid.', 401),
   rejectedKey: () => new BinanceError(-2015, 'Invalid API-key, IP, or permissions for action.', 401),
 }

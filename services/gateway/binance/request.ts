@@ -79,7 +79,8 @@ export async function readParams(request: Request): Promise<Params> {
   return new Params(rawQuery, rawBody)
 }
 
-export type Security = 'NONE' | 'USER_DATA' | 'TRADE' | 'WITHDRAW'
+/** USER_STREAM: the API key alone (listen keys), no signature. */
+export type Security = 'NONE' | 'USER_STREAM' | 'USER_DATA' | 'TRADE' | 'WITHDRAW'
 
 const API_KEY_SHAPE = /^[A-Za-z0-9]{1,128}$/
 const MAX_RECV_WINDOW = 60_000
@@ -111,6 +112,7 @@ export async function authenticate(
   const allowed =
     security === 'TRADE' ? key.canTrade : security === 'WITHDRAW' ? key.canWithdraw : key.canRead
   if (!allowed) throw errors.rejectedKey()
+  if (security === 'USER_STREAM') return { key, timestamp: 0, recvWindow: 0 }
 
   const timestamp = millis(params.required('timestamp'), 'timestamp')
   let recvWindow = 5000

@@ -21,6 +21,7 @@ import type { Fill } from '../../engine/batch.ts'
 import type { OrderView } from '../../engine/events.ts'
 import { parseInterval } from '../../handler/intervals.ts'
 import { klines, recentTrades, ticker24h } from '../../handler/queries.ts'
+import { ListenKeys } from '../../ws/user-stream.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
 import { type DepositState, depositHistory, depositNetwork, userDepositAddress } from '../deposits.ts'
 import type { EngineClient, PlaceOrder } from '../engine-client.ts'
@@ -79,7 +80,7 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
 export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
   function route(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     security: Security,
     weight: Weight,
@@ -624,6 +625,22 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       address,
       confirmations: target.confirmations,
     }
+  })
+
+  // ---- User data streams: listen keys for ws's /ws/<listenKey> (services/ws/user-stream.ts)
+  const listenKeys = new ListenKeys(deps.cache)
+  route('POST', '/api/v3/userDataStream', 'USER_STREAM', 2, async ({ key }) => ({
+    listenKey: await listenKeys.create(String(key.userId)),
+  }))
+  route('PUT', '/api/v3/userDataStream', 'USER_STREAM', 2, async ({ params, key }) => {
+    if (!(await listenKeys.keepAlive(params.required('listenKey'), String(key.userId))))
+      throw errors.unknownListenKey()
+    return {}
+  })
+  route('DELETE', '/api/v3/userDataStream', 'USER_STREAM', 2, async ({ params, key }) => {
+    if (!(await listenKeys.close(params.required('listenKey'), String(key.userId))))
+      throw errors.unknownListenKey()
+    return {}
   })
 
   app.notFound((c) => c.json({ code: -1020, msg: 'This operation is not supported.' }, 404))
