@@ -15,6 +15,9 @@ import { RateLimiter } from './binance/rate-limit.ts'
 import { binanceRoutes } from './binance/routes.ts'
 import type { EngineClient } from './engine-client.ts'
 import { MarketDirectory } from './markets.ts'
+import { openApiDocument } from './openapi.ts'
+import type { OidcConfig } from './v1/auth.ts'
+import { v1Routes } from './v1/routes.ts'
 
 export interface GatewayConfig {
   /** 32 bytes that encrypt API secrets at rest (parseEncryptionKey). */
@@ -25,6 +28,10 @@ export interface GatewayConfig {
   rejectionsBeforeBan: number
   /** Take the client's address from X-Forwarded-For (behind a trusted ingress), else from the socket. */
   trustProxy: boolean
+  /** The /v1 admin API's bearer token (BOURSE_ADMIN_TOKEN); unset turns the admin API off. */
+  adminToken?: string
+  /** /v1 sign-in by JWTs of this OIDC issuer; unset accepts API keys only. */
+  oidc?: OidcConfig
 }
 
 export interface GatewayDeps {
@@ -71,6 +78,23 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       log: deps.log ?? createLogger('gateway'),
     })
   }
+  const endpoints = v1Routes(app, {
+    db: deps.db,
+    engines: deps.engines,
+    keys: new ApiKeyStore(deps.db, deps.config.keyEncryptionKey),
+    keyEncryptionKey: deps.config.keyEncryptionKey,
+    adminToken: deps.config.adminToken,
+    oidc: deps.config.oidc,
+    clientIp: (c) => clientIp(c, deps.config.trustProxy),
+    now,
+    log: deps.log ?? createLogger('gateway'),
+  })
+  let openapi: object | undefined
+  app.get('/openapi.json', (c) => {
+    // Built on first ask, once every route is registered.
+    openapi ??= openApiDocument(app, endpoints)
+    return c.json(openapi)
+  })
   return app
 }
 

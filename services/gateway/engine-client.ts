@@ -119,6 +119,21 @@ export class EngineClient {
     return this.call('GET', '/status')
   }
 
+  /** Halts trading (committed before it answers); halting a halted market changes nothing. */
+  halt(): Promise<'trading' | 'halted'> {
+    return this.marketCommand('/halt')
+  }
+
+  resume(): Promise<'trading' | 'halted'> {
+    return this.marketCommand('/resume')
+  }
+
+  private async marketCommand(path: string): Promise<'trading' | 'halted'> {
+    const result = await this.call<CommandResult>('POST', path)
+    if (result.kind !== 'market') throw unexpected(result)
+    return result.status
+  }
+
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const init: RequestInit = { method }
     if (body !== undefined) {
