@@ -6,6 +6,9 @@
  */
 import type { Block, Chain, PublicClient, Transport } from 'viem'
 
+/** Any public client, whichever chain it was created for. */
+type Reader = PublicClient<Transport, Chain | undefined> | PublicClient<Transport, Chain>
+
 /** The chain changed while a range was being read; not a failure, the next pass re-reads. */
 export class ChainMoved extends Error {
   override name = 'ChainMoved'
@@ -31,12 +34,12 @@ export async function mapLimit<T, R>(
 
 /** The block at `n`, or null when the chain has none there (a rollback lowered the head). */
 export async function getBlockOrNull(
-  client: PublicClient<Transport, Chain>,
+  client: Reader,
   n: bigint,
   includeTransactions = false,
 ): Promise<Block | null> {
   try {
-    return await client.getBlock({ blockNumber: n, includeTransactions })
+    return await (client as PublicClient<Transport, Chain>).getBlock({ blockNumber: n, includeTransactions })
   } catch (err) {
     if ((err as Error).name === 'BlockNotFoundError') return null
     throw err
@@ -48,7 +51,7 @@ export async function getBlockOrNull(
  * link is broken. The first block's parent is the caller's to check against what it stored.
  */
 export async function fetchBlockRange(
-  client: PublicClient<Transport, Chain>,
+  client: Reader,
   from: bigint,
   to: bigint,
   opts: { concurrency?: number; includeTransactions?: boolean } = {},
