@@ -4,6 +4,8 @@
  */
 import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client'
 import { createChdbConnection } from 'chdb/connection'
+import { z } from 'zod'
+import { url } from '../../lib/config.ts'
 
 export type AnalyticsConfig =
   | { kind: 'clickhouse'; url: string; username?: string; password?: string; database?: string }
@@ -31,5 +33,28 @@ export function openAnalytics(config: AnalyticsConfig): Analytics {
     password: config.password ?? '',
     database: config.database ?? 'default',
     clickhouse_settings,
+  })
+}
+
+/** The environment that names a ClickHouse server: every component reading ClickHouse shares it. */
+export const clickhouseEnv = {
+  BOURSE_CLICKHOUSE_URL: url({ protocols: ['http', 'https'] }),
+  BOURSE_CLICKHOUSE_USERNAME: z.string().default('default'),
+  BOURSE_CLICKHOUSE_PASSWORD: z.string().default(''),
+  BOURSE_CLICKHOUSE_DATABASE: z.string().default('default'),
+}
+
+export function openClickhouseFromEnv(env: {
+  BOURSE_CLICKHOUSE_URL: string
+  BOURSE_CLICKHOUSE_USERNAME: string
+  BOURSE_CLICKHOUSE_PASSWORD: string
+  BOURSE_CLICKHOUSE_DATABASE: string
+}): Analytics {
+  return openAnalytics({
+    kind: 'clickhouse',
+    url: env.BOURSE_CLICKHOUSE_URL,
+    username: env.BOURSE_CLICKHOUSE_USERNAME,
+    password: env.BOURSE_CLICKHOUSE_PASSWORD,
+    database: env.BOURSE_CLICKHOUSE_DATABASE,
   })
 }

@@ -13,7 +13,7 @@
  */
 
 import { z } from 'zod'
-import { type Analytics, openAnalytics } from '../../adapters/analytics/analytics.ts'
+import { type Analytics, clickhouseEnv, openClickhouseFromEnv } from '../../adapters/analytics/analytics.ts'
 import { type Executor, openDatabase } from '../../adapters/db/database.ts'
 import { durationMs, fromEnv, port, positiveInt, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
@@ -25,10 +25,7 @@ import { migrateHistory } from './tables.ts'
 
 export const AnalyticsEnv = z.object({
   BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
-  BOURSE_CLICKHOUSE_URL: url({ protocols: ['http', 'https'] }),
-  BOURSE_CLICKHOUSE_USERNAME: z.string().default('default'),
-  BOURSE_CLICKHOUSE_PASSWORD: z.string().default(''),
-  BOURSE_CLICKHOUSE_DATABASE: z.string().default('default'),
+  ...clickhouseEnv,
   BOURSE_ANALYTICS_PORT: port({ allowZero: true }).default(9090),
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_ANALYTICS_COPY_INTERVAL: durationMs().default(10_000),
@@ -187,13 +184,7 @@ export async function main(_args: string[]): Promise<void> {
     url: config.BOURSE_DATABASE_URL,
     maxConnections: 2,
   })
-  const analytics = openAnalytics({
-    kind: 'clickhouse',
-    url: config.BOURSE_CLICKHOUSE_URL,
-    username: config.BOURSE_CLICKHOUSE_USERNAME,
-    password: config.BOURSE_CLICKHOUSE_PASSWORD,
-    database: config.BOURSE_CLICKHOUSE_DATABASE,
-  })
+  const analytics = openClickhouseFromEnv(config)
   let syncer: RunningAnalyticsSyncer | undefined
   const server = await startHttpServer({
     port: config.BOURSE_ANALYTICS_PORT,

@@ -5,6 +5,7 @@
  */
 import { getRequestListener } from '@hono/node-server'
 import { z } from 'zod'
+import { clickhouseEnv, openClickhouseFromEnv } from '../../adapters/analytics/analytics.ts'
 import { openDatabase } from '../../adapters/db/database.ts'
 import { createPubSubCache } from '../../adapters/pubsub/index.ts'
 import { boolean, fromEnv, list, port, positiveInt, url } from '../../lib/config.ts'
@@ -36,6 +37,11 @@ const keyEncryptionKey = z
   }, 'expected 32 bytes as 64 hex characters or base64')
   .transform(parseEncryptionKey)
 
+const clickhouseOptional = {
+  ...clickhouseEnv,
+  BOURSE_CLICKHOUSE_URL: clickhouseEnv.BOURSE_CLICKHOUSE_URL.optional(),
+}
+
 export const GatewayEnv = z.object({
   BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
   /** Every market's engine: `BTCUSDT=http://engine-btcusdt:7000,ETHUSDT=http://engine-ethusdt:7000`. */
@@ -49,6 +55,8 @@ export const GatewayEnv = z.object({
   BOURSE_REJECTIONS_BEFORE_BAN: positiveInt().default(10),
   /** Behind a trusted ingress: the client's address is the first of X-Forwarded-For. */
   BOURSE_TRUST_PROXY: boolean().default(false),
+  /** The analytics syncer's ClickHouse: with it, order and trade history reaches past what Postgres still holds. */
+  ...clickhouseOptional,
   /** Withdrawal limits per asset (JSON, see withdrawals/config.ts); unset: the withdrawal endpoints are off. */
   BOURSE_WITHDRAWAL_POLICY: withdrawalPolicyJson().optional(),
   /** The Wallets withdrawals go out on, the first the default; unset: every registered Wallet. */
@@ -78,11 +86,16 @@ export async function main(_args: string[]): Promise<void> {
       },
       'withdrawals enabled',
     )
+  const analytics =
+    config.BOURSE_CLICKHOUSE_URL === undefined
+      ? undefined
+      : openClickhouseFromEnv({ ...config, BOURSE_CLICKHOUSE_URL: config.BOURSE_CLICKHOUSE_URL })
   const app = createGatewayApp({
     db: database.db,
     engines,
     cache,
     log,
+    ...(analytics !== undefined && { analytics }),
     ...(withdrawals !== undefined && { withdrawals }),
     config: {
       keyEncryptionKey: config.BOURSE_KEY_ENCRYPTION_SECRET,
@@ -101,5 +114,6 @@ export async function main(_args: string[]): Promise<void> {
   await untilStopped()
   await http.close()
   await cache.close()
+  await analytics?.close()
   await database.close()
 }

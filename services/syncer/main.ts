@@ -318,10 +318,12 @@ export function statusJson(
 }
 
 export async function main(args: string[]): Promise<void> {
+  // One per Exchange: Postgres history into ClickHouse, and the archive of old closed orders.
+  if (args.includes('--analytics')) return (await import('../analytics/main.ts')).main(args)
   const { values } = parseArgs({ args, options: { wallet: { type: 'string' } } })
   const walletId = values.wallet
   if (walletId === undefined || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(walletId)) {
-    process.stderr.write('usage: bourse syncer --wallet <id>  (the Wallet resource name)\n')
+    process.stderr.write('usage: bourse syncer --wallet <id> | --analytics  (the Wallet resource name)\n')
     process.exit(2)
   }
   const env = fromEnv(SyncerEnv, { component: 'syncer' })
