@@ -11,6 +11,10 @@ const components: Record<
     summary: 'scheduled work with a single leader (sweeps, reconciliation, cleanup, statistics)',
     load: () => import('../services/cron/main.ts'),
   },
+  dex: {
+    summary: 'DEX order indexer and its API (the Linkora order system)',
+    load: () => import('../services/dex/main.ts'),
+  },
   dev: {
     summary: 'the whole exchange in one process on embedded stores',
     load: () => import('../services/dev/dev.ts'),
@@ -20,6 +24,10 @@ const components: Record<
     load: () => import('../services/engine/main.ts'),
   },
   gateway: { summary: 'the REST API (Binance Spot v3)', load: () => import('../services/gateway/main.ts') },
+  operator: {
+    summary: 'the Kubernetes operator (Market, leader-elected)',
+    load: () => import('../operator/main.ts'),
+  },
   syncer: {
     summary: "one Wallet's deposit syncer: bourse syncer --wallet eth",
     load: () => import('../services/syncer/main.ts'),

@@ -23,11 +23,8 @@ import { archiveOrders } from './archiver.ts'
 import { COPIED_TABLES, copyAll } from './copier.ts'
 import { migrateHistory } from './tables.ts'
 
-export const AnalyticsEnv = z.object({
-  BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
-  ...clickhouseEnv,
-  BOURSE_ANALYTICS_PORT: port({ allowZero: true }).default(9090),
-  BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
+/** How often and how much the analytics syncer copies and archives (also read by `bourse dev`). */
+export const AnalyticsSettingsEnv = z.object({
   BOURSE_ANALYTICS_COPY_INTERVAL: durationMs().default(10_000),
   BOURSE_ANALYTICS_ARCHIVE_INTERVAL: durationMs().default(600_000),
   BOURSE_ANALYTICS_RETENTION: durationMs().default(30 * 86_400_000),
@@ -35,6 +32,13 @@ export const AnalyticsEnv = z.object({
   BOURSE_ANALYTICS_OVERLAP: durationMs().default(60_000),
   BOURSE_ANALYTICS_BATCH_SIZE: positiveInt().default(5000),
   BOURSE_ANALYTICS_ARCHIVE_CHUNK: positiveInt().default(1000),
+})
+
+export const AnalyticsEnv = AnalyticsSettingsEnv.extend({
+  BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
+  ...clickhouseEnv,
+  BOURSE_ANALYTICS_PORT: port({ allowZero: true }).default(9090),
+  BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
 })
 
 export type AnalyticsSyncerConfig = z.output<typeof AnalyticsEnv>
@@ -46,16 +50,7 @@ export interface RunningAnalyticsSyncer {
   stop(): Promise<void>
 }
 
-type Settings = Pick<
-  AnalyticsSyncerConfig,
-  | 'BOURSE_ANALYTICS_COPY_INTERVAL'
-  | 'BOURSE_ANALYTICS_ARCHIVE_INTERVAL'
-  | 'BOURSE_ANALYTICS_RETENTION'
-  | 'BOURSE_ANALYTICS_LAG'
-  | 'BOURSE_ANALYTICS_OVERLAP'
-  | 'BOURSE_ANALYTICS_BATCH_SIZE'
-  | 'BOURSE_ANALYTICS_ARCHIVE_CHUNK'
->
+type Settings = z.output<typeof AnalyticsSettingsEnv>
 
 /** Creates the ClickHouse tables, then copies (and archives) on the configured intervals until stopped. */
 export async function startAnalyticsSyncer(o: {

@@ -14,11 +14,13 @@ import { createBus } from '../../adapters/bus/index.ts'
 import { type DatabaseHandle, openDatabase } from '../../adapters/db/database.ts'
 import { markets } from '../../adapters/db/schema.ts'
 import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapters/pubsub/index.ts'
-import { fromEnv, port } from '../../lib/config.ts'
+import { fromEnv, loadConfig, port } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
+import { AnalyticsSettingsEnv, startAnalyticsSyncer } from '../analytics/main.ts'
 import { MatchingEngine } from '../engine/engine.ts'
+import { ApiKeyStore } from '../gateway/api-keys.ts'
 import { createGatewayApp } from '../gateway/app.ts'
 import { EngineClient } from '../gateway/engine-client.ts'
 import { migrateAnalytics } from '../handler/clickhouse.ts'
@@ -26,6 +28,7 @@ import { createMarketDataHandler } from '../handler/handler.ts'
 import { createOutboxRelay } from '../relay/relay.ts'
 import { depthPublisher } from '../ws/depth-source.ts'
 import { startWsServer } from '../ws/server.ts'
+import { createUserEventsConsumer } from '../ws/user-events.ts'
 import {
   checkChainPort,
   DEMO_DEPOSIT_MNEMONIC,
@@ -103,15 +106,24 @@ export async function main(args: string[]): Promise<void> {
   const cache = createPubSubCache({ kind: 'memory', server: new InProcessRedis() })
   const analytics = openAnalytics({ kind: 'chdb', path: join(dataDir, 'chdb') })
   await migrateAnalytics(analytics)
+  const history = await startAnalyticsSyncer({
+    db: database.db,
+    analytics,
+    config: loadConfig(AnalyticsSettingsEnv),
+    log: createLogger('analytics'),
+  })
   const relay = createOutboxRelay({ db: database.db, bus, batchSize: 1000, pollIntervalMs: 200, log })
   const engines = await startEngines(database, cache, () => relay.wake())
   const handler = createMarketDataHandler({ bus, cache, analytics, log: createLogger('handler') })
   await handler.start()
+  const userEvents = createUserEventsConsumer({ bus, cache, log: createLogger('user-events') })
+  await userEvents.start()
   relay.start()
   const gateway = createGatewayApp({
     db: database.db,
     engines: new Map(engines.map((e) => [e.symbol, EngineClient.inProcess(e)])),
     cache,
+    analytics,
     log: createLogger('gateway'),
     withdrawals: {
       policy: DEMO_WITHDRAWAL_POLICY,
@@ -129,7 +141,12 @@ export async function main(args: string[]): Promise<void> {
     host: '127.0.0.1',
     app: getRequestListener(gateway.fetch),
   })
-  const ws = await startWsServer({ port: config.BOURSE_WS_PORT, cache, log: createLogger('ws') })
+  const ws = await startWsServer({
+    port: config.BOURSE_WS_PORT,
+    cache,
+    log: createLogger('ws'),
+    keys: new ApiKeyStore(database.db, encryptionKey),
+  })
   const bot = startMarketMaker(engines, { maker, taker })
 
   console.log(
@@ -138,9 +155,9 @@ export async function main(args: string[]): Promise<void> {
       `  gateway    ${http.url}/api/v3/…  (Binance Spot REST; /healthz, /readyz, /metrics)`,
       `  engines    ${engines.map((e) => e.symbol).join(', ')}: batches committed to PGlite in ${join(dataDir, 'postgres')}`,
       `  ws         ${ws.url}/ws/btcusdt@trade, /stream?streams=…  (Binance market streams)`,
-      '  relay      outbox → in-process bus',
+      '  relay      outbox → in-process bus; user data streams (listen keys, /ws-api/v3) from its events',
       '  handler    trades → k-lines, 24h tickers, recent trades (in-process pub/sub) and chDB',
-      `  analytics  chDB in ${join(dataDir, 'chdb')}`,
+      `  analytics  chDB in ${join(dataDir, 'chdb')}: market data, and order/trade/ledger history copied from PGlite`,
       '  bot        a market maker and a taker trade on every market',
       '',
       `  chain      anvil at ${chain.rpcUrl} (chain id ${chain.chainId}, a block a second), the syncer crediting deposits`,
@@ -170,6 +187,8 @@ export async function main(args: string[]): Promise<void> {
   await Promise.all(engines.map((e) => e.stop()))
   await relay.stop()
   await handler.stop()
+  await userEvents.stop()
+  await history.stop()
   await bus.close()
   await cache.close()
   await analytics.close()
