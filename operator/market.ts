@@ -1,0 +1,428 @@
+/**
+ * The Market's desired children and its status, as pure functions of the Market, its Exchange and what
+ * was observed (the engine Deployment, the engine's /status when reachable). No I/O here: the controller
+ * applies these with server-side apply and the unit tests check them without a cluster.
+ *
+ * The engine runs one replica with the Recreate strategy: the old engine is gone before the new one claims
+ * the market (and the engine's fencing epoch makes a stale one unable to commit), and the book is rebuilt
+ * from the open orders in Postgres on start, so a rollout for a fee change or a halt loses no orders.
+ */
+import { createHash } from 'node:crypto'
+import type {
+  KubernetesObject,
+  V1ConfigMap,
+  V1Deployment,
+  V1EnvVar,
+  V1Service,
+} from '@kubernetes/client-node'
+
+export const GROUP = 'bourse.dev'
+export const VERSION = 'v1alpha1'
+export const API_VERSION = `${GROUP}/${VERSION}`
+export const FIELD_MANAGER = 'bourse-operator'
+export const FINALIZER = 'bourse.dev/market-cleanup'
+export const DEFAULT_IMAGE = 'ghcr.io/bourse/bourse:0.1.0'
+export const ENGINE_PORT = 7000
+export const CONFIG_HASH = 'bourse.dev/config-hash'
+
+export interface SecretRef {
+  name: string
+  key?: string
+}
+
+export interface Quantities {
+  requests?: Record<string, string | number>
+  limits?: Record<string, string | number>
+}
+
+export interface ExchangeSpec {
+  image: string
+  imagePullPolicy?: string
+  imagePullSecrets?: { name: string }[]
+  postgres: { secretRef: SecretRef }
+  redis: { secretRef: SecretRef }
+  nsq: { secretRef: SecretRef }
+  clickhouse: { secretRef: SecretRef }
+  assets: { symbol: string; name?: string; precision: number }[]
+}
+
+export interface MarketSpec {
+  exchangeRef: { name: string }
+  base: string
+  quote: string
+  tickSize: string
+  lotSize: string
+  minNotional: string
+  makerFee: string
+  takerFee: string
+  trading?: 'Enabled' | 'Halted'
+  priceBand?: { percent?: number; minPrice?: string; maxPrice?: string }
+  engine?: { resources?: Quantities }
+}
+
+export interface Condition {
+  type: string
+  status: 'True' | 'False' | 'Unknown'
+  observedGeneration?: number
+  lastTransitionTime: string
+  reason: string
+  message: string
+}
+
+export interface MarketStatus {
+  observedGeneration?: number
+  phase?: 'Pending' | 'Progressing' | 'Trading' | 'Halted' | 'Degraded' | 'Deleting'
+  lastPrice?: string
+  engineEpoch?: number
+  conditions?: Condition[]
+}
+
+export type Exchange = KubernetesObject & { spec: ExchangeSpec }
+export type Market = KubernetesObject & { spec: MarketSpec; status?: MarketStatus }
+
+/** What the engine's GET /status answers (services/engine/engine.ts status()). */
+export interface EngineStatus {
+  symbol?: string
+  status: 'trading' | 'halted'
+  epoch: string
+  fenced: boolean
+  openOrders: number
+  lastPrice: string | null
+}
+
+/** The engine's market symbol, e.g. BTCUSDT. */
+export const symbolOf = (m: Market) => `${m.spec.base}${m.spec.quote}`
+
+/** Name of the Deployment, Service and ConfigMap: engine-<market name>. */
+export const engineName = (m: Market) => `engine-${m.metadata!.name}`
+
+export function labels(m: Market): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'bourse-engine',
+    'app.kubernetes.io/instance': m.metadata!.name!,
+    'app.kubernetes.io/component': 'engine',
+    'app.kubernetes.io/part-of': 'bourse',
+    'app.kubernetes.io/managed-by': FIELD_MANAGER,
+    'bourse.dev/market': m.metadata!.name!,
+  }
+}
+
+const selector = (m: Market) => ({
+  'app.kubernetes.io/name': 'bourse-engine',
+  'app.kubernetes.io/instance': m.metadata!.name!,
+})
+
+export function ownerReference(m: Market) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Market',
+    name: m.metadata!.name!,
+    uid: m.metadata!.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  }
+}
+
+/** The market's configuration as the engine gets it (market.json in the ConfigMap). */
+export function engineConfig(m: Market): Record<string, unknown> {
+  const s = m.spec
+  return {
+    symbol: symbolOf(m),
+    base: s.base,
+    quote: s.quote,
+    tickSize: s.tickSize,
+    lotSize: s.lotSize,
+    minNotional: s.minNotional,
+    makerFee: s.makerFee,
+    takerFee: s.takerFee,
+    trading: s.trading ?? 'Enabled',
+    ...(s.priceBand && { priceBand: s.priceBand }),
+  }
+}
+
+export function desiredConfigMap(m: Market): V1ConfigMap & KubernetesObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: engineName(m),
+      namespace: m.metadata!.namespace!,
+      labels: labels(m),
+      ownerReferences: [ownerReference(m)],
+    },
+    data: { 'market.json': `${JSON.stringify(engineConfig(m), null, 2)}\n` },
+  }
+}
+
+/** A hash of everything the engine reads at start-up, on the pod template: a change rolls the engine. */
+export function configHash(m: Market, x: Exchange): string {
+  const input = JSON.stringify({ config: engineConfig(m), image: x.spec.image })
+  return createHash('sha256').update(input).digest('hex').slice(0, 16)
+}
+
+const secretEnv = (name: string, ref: SecretRef): V1EnvVar => ({
+  name,
+  valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? 'url' } },
+})
+
+export const DEFAULT_RESOURCES = {
+  requests: { cpu: '250m', memory: '256Mi' },
+  limits: { cpu: '1', memory: '512Mi' },
+}
+
+/** Requests and limits: the Market's, each side filled from the defaults where it says nothing. */
+export function engineResources(m: Market) {
+  const r = m.spec.engine?.resources ?? {}
+  return {
+    requests: { ...DEFAULT_RESOURCES.requests, ...r.requests },
+    limits: { ...DEFAULT_RESOURCES.limits, ...r.limits },
+  }
+}
+
+export function desiredDeployment(m: Market, x: Exchange): V1Deployment & KubernetesObject {
+  const probe = (path: string) => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds: 10,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
+  })
+  const xs = x.spec
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: engineName(m),
+      namespace: m.metadata!.namespace!,
+      labels: labels(m),
+      ownerReferences: [ownerReference(m)],
+    },
+    spec: {
+      replicas: 1,
+      strategy: { type: 'Recreate' },
+      revisionHistoryLimit: 5,
+      selector: { matchLabels: selector(m) },
+      template: {
+        metadata: {
+          labels: labels(m),
+          annotations: {
+            [CONFIG_HASH]: configHash(m, x),
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': String(ENGINE_PORT),
+            'prometheus.io/path': '/metrics',
+          },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          ...(xs.imagePullSecrets && { imagePullSecrets: xs.imagePullSecrets }),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'engine',
+              image: xs.image || DEFAULT_IMAGE,
+              imagePullPolicy: xs.imagePullPolicy ?? 'IfNotPresent',
+              args: ['engine', '--market', symbolOf(m)],
+              ports: [{ name: 'http', containerPort: ENGINE_PORT, protocol: 'TCP' }],
+              env: [
+                { name: 'BOURSE_MARKET', value: symbolOf(m) },
+                { name: 'BOURSE_ENGINE_PORT', value: String(ENGINE_PORT) },
+                { name: 'BOURSE_HTTP_HOST', value: '0.0.0.0' },
+                { name: 'BOURSE_MARKET_CONFIG', value: '/etc/bourse/market.json' },
+                secretEnv('BOURSE_DATABASE_URL', xs.postgres.secretRef),
+                secretEnv('BOURSE_REDIS_NODES', xs.redis.secretRef),
+                secretEnv('BOURSE_NSQ', xs.nsq.secretRef),
+              ],
+              resources: engineResources(m),
+              livenessProbe: probe('/healthz'),
+              readinessProbe: probe('/readyz'),
+              startupProbe: { ...probe('/healthz'), failureThreshold: 30, periodSeconds: 2 },
+              securityContext: {
+                runAsNonRoot: true,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ['ALL'] },
+              },
+              volumeMounts: [
+                { name: 'config', mountPath: '/etc/bourse', readOnly: true },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'config', configMap: { name: engineName(m) } },
+            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+          ],
+        },
+      },
+    },
+  }
+}
+
+export function desiredService(m: Market): V1Service & KubernetesObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: engineName(m),
+      namespace: m.metadata!.namespace!,
+      labels: labels(m),
+      annotations: {
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': String(ENGINE_PORT),
+        'prometheus.io/path': '/metrics',
+      },
+      ownerReferences: [ownerReference(m)],
+    },
+    spec: {
+      type: 'ClusterIP',
+      selector: selector(m),
+      ports: [{ name: 'http', port: ENGINE_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  }
+}
+
+/** What the controller observed, for computeStatus. */
+export interface Observed {
+  exchangeFound: boolean
+  deployment?: V1Deployment
+  /** The engine's /status; undefined when it could not be reached (always so on kwok). */
+  engine?: EngineStatus
+  deleting?: boolean
+  /** An error of this pass, reported in Degraded. */
+  error?: string
+}
+
+type Cond = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>
+
+/** Sets a condition, keeping lastTransitionTime when its status did not change (meta.SetStatusCondition). */
+export function setCondition(previous: Condition[] | undefined, c: Cond, generation: number, now: string) {
+  const old = previous?.find((p) => p.type === c.type)
+  return {
+    ...c,
+    observedGeneration: generation,
+    lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now,
+  }
+}
+
+export function computeStatus(m: Market, o: Observed, now = new Date().toISOString()): MarketStatus {
+  const generation = m.metadata!.generation ?? 0
+  const halted = (m.spec.trading ?? 'Enabled') === 'Halted'
+  const d = o.deployment
+  const cond = (type: string) => d?.status?.conditions?.find((c) => c.type === type)
+  const rolledOut =
+    d !== undefined &&
+    (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+    (d.status?.updatedReplicas ?? 0) >= 1 &&
+    (d.status?.replicas ?? 0) <= 1
+  const available = cond('Available')?.status === 'True'
+  const stuck = cond('Progressing')?.status === 'False' || cond('ReplicaFailure')?.status === 'True'
+
+  let ready: Cond
+  let progressing: Cond
+  let degraded: Cond
+  let phase: MarketStatus['phase']
+  if (o.deleting) {
+    phase = 'Deleting'
+    ready = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Deleting',
+      message: 'halting the market and releasing open orders',
+    }
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'Deleting',
+      message: 'cleanup before removal',
+    }
+    degraded = o.error
+      ? { type: 'Degraded', status: 'True', reason: 'CleanupFailed', message: o.error }
+      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
+  } else if (!o.exchangeFound) {
+    phase = 'Pending'
+    const message = `Exchange ${m.spec.exchangeRef.name} not found`
+    ready = { type: 'Ready', status: 'False', reason: 'ExchangeNotFound', message }
+    progressing = { type: 'Progressing', status: 'False', reason: 'ExchangeNotFound', message }
+    degraded = { type: 'Degraded', status: 'True', reason: 'ExchangeNotFound', message }
+  } else if (o.error) {
+    phase = 'Degraded'
+    ready = { type: 'Ready', status: 'False', reason: 'ReconcileFailed', message: o.error }
+    progressing = { type: 'Progressing', status: 'False', reason: 'ReconcileFailed', message: o.error }
+    degraded = { type: 'Degraded', status: 'True', reason: 'ReconcileFailed', message: o.error }
+  } else if (stuck || o.engine?.fenced) {
+    phase = 'Degraded'
+    const message = o.engine?.fenced
+      ? 'the engine was fenced out by a newer engine'
+      : (cond('ReplicaFailure')?.message ?? cond('Progressing')?.message ?? 'engine rollout failed')
+    ready = { type: 'Ready', status: 'False', reason: 'EngineDegraded', message }
+    progressing = { type: 'Progressing', status: 'False', reason: 'EngineDegraded', message }
+    degraded = { type: 'Degraded', status: 'True', reason: 'EngineDegraded', message }
+  } else if (!available || !rolledOut) {
+    phase = 'Progressing'
+    const message = d ? 'waiting for the engine Deployment to become Available' : 'creating the engine'
+    ready = { type: 'Ready', status: 'False', reason: 'EngineNotAvailable', message }
+    progressing = { type: 'Progressing', status: 'True', reason: 'RollingOut', message }
+    degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
+  } else {
+    const engineState = o.engine?.status
+    const mismatch = engineState !== undefined && (engineState === 'halted') !== halted
+    phase = halted ? 'Halted' : 'Trading'
+    const seen = o.engine === undefined ? ' (engine /status not reachable: Deployment Available only)' : ''
+    if (mismatch) {
+      ready = {
+        type: 'Ready',
+        status: 'False',
+        reason: 'EngineStateMismatch',
+        message: `engine reports ${engineState}, spec.trading is ${m.spec.trading ?? 'Enabled'}`,
+      }
+      progressing = { type: 'Progressing', status: 'True', reason: 'Switching', message: ready.message }
+    } else if (halted) {
+      ready = {
+        type: 'Ready',
+        status: 'False',
+        reason: 'MarketHalted',
+        message: `engine Available, market halted${seen}`,
+      }
+      progressing = {
+        type: 'Progressing',
+        status: 'False',
+        reason: 'RolledOut',
+        message: 'engine rolled out',
+      }
+    } else {
+      ready = {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Trading',
+        message: `engine Available and trading${seen}`,
+      }
+      progressing = {
+        type: 'Progressing',
+        status: 'False',
+        reason: 'RolledOut',
+        message: 'engine rolled out',
+      }
+    }
+    degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
+  }
+  const prev = m.status?.conditions
+  const status: MarketStatus = {
+    phase,
+    conditions: [ready, progressing, degraded].map((c) => setCondition(prev, c, generation, now)),
+  }
+  // observedGeneration only after a full successful pass over this generation.
+  if (!o.deleting && o.exchangeFound && !o.error) status.observedGeneration = generation
+  else if (m.status?.observedGeneration !== undefined) status.observedGeneration = m.status.observedGeneration
+  const lastPrice = o.engine?.lastPrice ?? m.status?.lastPrice
+  if (lastPrice) status.lastPrice = lastPrice
+  const epoch = o.engine ? Number(o.engine.epoch) : m.status?.engineEpoch
+  if (epoch !== undefined && Number.isSafeInteger(epoch)) status.engineEpoch = epoch
+  return status
+}

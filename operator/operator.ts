@@ -1,0 +1,346 @@
+/**
+ * The operator: informers on Markets, Exchanges and the engine Deployments it manages (all namespaces, or
+ * one), a Market controller, leader election on a Lease (only the leader's workers reconcile; the others
+ * keep warm caches), /healthz, /readyz (caches synced) and /metrics.
+ */
+import { hostname } from 'node:os'
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Deployment,
+} from '@kubernetes/client-node'
+import type { Logger } from '../lib/log.ts'
+import { type HttpServer, type Registry, startHttpServer } from '../lib/metrics.ts'
+import { Controller, type ReconcileResult } from './controller.ts'
+import type { EngineClient } from './engine-client.ts'
+import { EventRecorder, type Regarding } from './events.ts'
+import { type Informer, startInformer } from './informer.ts'
+import { LeaderElector } from './leader.ts'
+import {
+  API_VERSION,
+  computeStatus,
+  desiredConfigMap,
+  desiredDeployment,
+  desiredService,
+  type EngineStatus,
+  type Exchange,
+  FIELD_MANAGER,
+  FINALIZER,
+  GROUP,
+  type Market,
+  type MarketStatus,
+  VERSION,
+} from './market.ts'
+import { operatorMetrics } from './metrics.ts'
+
+export interface OperatorOptions {
+  kc: KubeConfig
+  log: Logger
+  registry: Registry
+  engine: EngineClient
+  /** Watch one namespace only; default all. */
+  watchNamespace?: string
+  /** Namespace and name of the leader-election Lease. */
+  leaseNamespace: string
+  leaseName?: string
+  identity?: string
+  leaseDurationMs?: number
+  renewDeadlineMs?: number
+  retryPeriodMs?: number
+  /** Status refresh (last price, engine state) interval. */
+  resyncMs?: number
+  workers?: number
+  /** Serve /metrics /healthz /readyz on this port (0: any); none when undefined. */
+  httpPort?: number
+  httpHost?: string
+  /** Called when leadership is lost (main exits, as controller-runtime does). */
+  onLostLeadership?: () => void
+}
+
+export interface Operator {
+  readonly identity: string
+  readonly isLeader: boolean
+  readonly http?: HttpServer
+  /** Number of Market reconciles this instance ran. */
+  readonly reconciles: number
+  stop(): Promise<void>
+}
+
+type Deployment = V1Deployment & KubernetesObject
+
+const plural = 'markets'
+const keyOf = (namespace: string, name: string) => `${namespace}/${name}`
+
+export async function startOperator(o: OperatorOptions): Promise<Operator> {
+  const { kc, log } = o
+  const identity = o.identity ?? `${hostname()}_${process.pid}`
+  const metrics = operatorMetrics(o.registry)
+  const objects = KubernetesObjectApi.makeApiClient(kc)
+  const custom = kc.makeApiClient(CustomObjectsApi)
+  const apps = kc.makeApiClient(AppsV1Api)
+  const events = new EventRecorder(kc.makeApiClient(EventsV1Api), identity, log)
+  const ns = o.watchNamespace
+  const resync = o.resyncMs ?? 30_000
+  let reconciles = 0
+
+  const controller = new Controller('market', (key) => reconcile(key), {
+    log,
+    metrics,
+    ...(o.workers !== undefined && { workers: o.workers }),
+  })
+  const queue = controller.queue
+
+  const crdPath = (p: string) => `/apis/${GROUP}/${VERSION}${ns ? `/namespaces/${ns}` : ''}/${p}`
+  const listCustom = (p: string) => async () =>
+    (ns
+      ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: p })
+      : await custom.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: p,
+        })) as KubernetesListObject<
+      // biome-ignore lint/suspicious/noExplicitAny: custom objects are untyped on the wire
+      any
+    >
+
+  const markets: Informer<Market> = await startInformer<Market>({
+    kc,
+    path: crdPath('markets'),
+    list: listCustom('markets'),
+    log,
+    onChange: (m) => queue.add(keyOf(m.metadata!.namespace!, m.metadata!.name!)),
+  })
+  const exchanges: Informer<Exchange> = await startInformer<Exchange>({
+    kc,
+    path: crdPath('exchanges'),
+    list: listCustom('exchanges'),
+    log,
+    onChange: (x) => {
+      for (const m of markets.list(x.metadata!.namespace))
+        if (m.spec.exchangeRef.name === x.metadata!.name)
+          queue.add(keyOf(m.metadata!.namespace!, m.metadata!.name!))
+    },
+  })
+  const selector = `app.kubernetes.io/managed-by=${FIELD_MANAGER},app.kubernetes.io/component=engine`
+  const deployments: Informer<Deployment> = await startInformer<Deployment>({
+    kc,
+    path: ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
+    list: async () =>
+      (ns
+        ? await apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector })
+        : await apps.listDeploymentForAllNamespaces({
+            labelSelector: selector,
+          })) as KubernetesListObject<Deployment>,
+    labelSelector: selector,
+    log,
+    // A change to a child (its status, or a hand edit to put back) reconciles its controller owner.
+    onChange: (d) => {
+      const owner = d.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Market')
+      if (owner?.apiVersion.startsWith(`${GROUP}/`)) queue.add(keyOf(d.metadata!.namespace!, owner.name))
+    },
+  })
+
+  const regarding = (m: Market): Regarding => ({
+    apiVersion: API_VERSION,
+    kind: 'Market',
+    name: m.metadata!.name!,
+    namespace: m.metadata!.namespace!,
+    uid: m.metadata!.uid!,
+    ...(m.metadata!.resourceVersion && { resourceVersion: m.metadata!.resourceVersion }),
+  })
+
+  async function apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    return objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)
+  }
+
+  async function applyStatus(m: Market, status: MarketStatus): Promise<void> {
+    try {
+      await custom.patchNamespacedCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: m.metadata!.namespace!,
+          plural,
+          name: m.metadata!.name!,
+          body: { apiVersion: API_VERSION, kind: 'Market', metadata: { name: m.metadata!.name }, status },
+          fieldManager: FIELD_MANAGER,
+          force: true,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      )
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return
+      throw err
+    }
+  }
+
+  async function setFinalizer(m: Market, present: boolean): Promise<void> {
+    await apply({
+      apiVersion: API_VERSION,
+      kind: 'Market',
+      metadata: {
+        name: m.metadata!.name,
+        namespace: m.metadata!.namespace,
+        finalizers: present ? [FINALIZER] : [],
+      },
+    })
+  }
+
+  async function reconcile(key: string): Promise<ReconcileResult | undefined> {
+    reconciles++
+    const [namespace, name] = key.split('/') as [string, string]
+    const m = markets.get(namespace, name)
+    if (!m) return undefined // gone: the garbage collector removes the children
+    const finalizers = m.metadata!.finalizers ?? []
+
+    if (m.metadata!.deletionTimestamp) {
+      if (!finalizers.includes(FINALIZER)) return undefined
+      if (m.status?.phase !== 'Deleting')
+        await applyStatus(m, computeStatus(m, { exchangeFound: true, deleting: true }))
+      try {
+        const { cancelledUsers } = await o.engine.haltAndRelease(m)
+        await events.record(
+          regarding(m),
+          'Normal',
+          'MarketReleased',
+          'Cleanup',
+          `market halted and the open orders of ${cancelledUsers} users cancelled (frozen funds released)`,
+        )
+      } catch (err) {
+        const message = `could not halt the market and release its open orders: ${(err as Error).message}`
+        await events.record(regarding(m), 'Warning', 'CleanupFailed', 'Cleanup', message)
+        await applyStatus(m, computeStatus(m, { exchangeFound: true, deleting: true, error: message }))
+        throw err
+      }
+      await setFinalizer(m, false)
+      return undefined
+    }
+
+    if (!finalizers.includes(FINALIZER)) await setFinalizer(m, true)
+
+    const x = exchanges.get(namespace, m.spec.exchangeRef.name)
+    if (!x) {
+      await events.record(
+        regarding(m),
+        'Warning',
+        'ExchangeNotFound',
+        'Reconcile',
+        `Exchange ${m.spec.exchangeRef.name} not found`,
+      )
+      await applyStatus(m, computeStatus(m, { exchangeFound: false }))
+      return { requeueAfterMs: resync }
+    }
+
+    let deployment: Deployment
+    try {
+      const before = deployments.get(namespace, desiredDeployment(m, x).metadata!.name!)
+      await apply(desiredConfigMap(m))
+      await apply(desiredService(m))
+      deployment = await apply(desiredDeployment(m, x))
+      if (!before) {
+        await events.record(
+          regarding(m),
+          'Normal',
+          'EngineCreated',
+          'Apply',
+          `created Deployment ${deployment.metadata!.name}`,
+        )
+      } else if (before.metadata?.generation !== deployment.metadata?.generation) {
+        await events.record(
+          regarding(m),
+          'Normal',
+          'EngineUpdated',
+          'Apply',
+          `Deployment ${deployment.metadata!.name} updated to generation ${deployment.metadata?.generation}`,
+        )
+      }
+    } catch (err) {
+      const message =
+        err instanceof ApiException ? `HTTP ${err.code}: ${String(err.body).slice(0, 300)}` : String(err)
+      await events.record(regarding(m), 'Warning', 'ApplyFailed', 'Apply', message)
+      await applyStatus(m, computeStatus(m, { exchangeFound: true, error: message }))
+      throw err
+    }
+
+    let engine: EngineStatus | undefined = await o.engine.status(m)
+    // spec.trading is also in the config (a rollout); a running engine is switched at once through its API.
+    const want = (m.spec.trading ?? 'Enabled') === 'Halted' ? 'halted' : 'trading'
+    if (engine && !engine.fenced && engine.status !== want) {
+      await o.engine.setTrading(m, want === 'trading')
+      await events.record(
+        regarding(m),
+        'Normal',
+        want === 'halted' ? 'Halted' : 'Resumed',
+        'Switch',
+        `engine ${want}`,
+      )
+      engine = (await o.engine.status(m)) ?? engine
+    }
+    const status = computeStatus(m, { exchangeFound: true, deployment, ...(engine && { engine }) })
+    const previous = m.status
+    await applyStatus(m, status)
+    if (previous?.phase !== status.phase)
+      await events.record(
+        regarding(m),
+        'Normal',
+        `Phase${status.phase}`,
+        'Reconcile',
+        `market is ${status.phase}`,
+      )
+    return { requeueAfterMs: resync }
+  }
+
+  const elector = new LeaderElector({
+    coordination: kc.makeApiClient(CoordinationV1Api),
+    namespace: o.leaseNamespace,
+    name: o.leaseName ?? 'bourse-operator',
+    identity,
+    ...(o.leaseDurationMs !== undefined && { leaseDurationMs: o.leaseDurationMs }),
+    ...(o.renewDeadlineMs !== undefined && { renewDeadlineMs: o.renewDeadlineMs }),
+    ...(o.retryPeriodMs !== undefined && { retryPeriodMs: o.retryPeriodMs }),
+    log,
+    metrics,
+    onStartedLeading: () => controller.start(),
+    onStoppedLeading: () => {
+      void controller.stop()
+      o.onLostLeadership?.()
+    },
+  })
+  elector.start()
+
+  const http =
+    o.httpPort === undefined
+      ? undefined
+      : await startHttpServer({
+          port: o.httpPort,
+          ...(o.httpHost && { host: o.httpHost }),
+          registry: o.registry,
+          ready: () => markets.synced && exchanges.synced && deployments.synced,
+        })
+
+  return {
+    identity,
+    get isLeader() {
+      return elector.isLeader
+    },
+    ...(http && { http }),
+    get reconciles() {
+      return reconciles
+    },
+    async stop() {
+      await elector.stop()
+      await controller.stop()
+      await Promise.all([markets.stop(), exchanges.stop(), deployments.stop()])
+      await http?.close()
+    },
+  }
+}
