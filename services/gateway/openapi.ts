@@ -33,7 +33,7 @@ function parameters(schema: z.ZodObject | undefined, where: 'path' | 'query'): u
     const { description, ...rest } = s
     return {
       name,
-      in: 'query',
+      in: where,
       required: where === 'path' || (js.required ?? []).includes(name),
       ...(description === undefined ? {} : { description }),
       schema: rest,

@@ -11,9 +11,19 @@ const MAX_INT8 = 9223372036854775807n
 export const Id = z
   .string()
   .regex(/^[1-9][0-9]{0,18}$/, 'expected a positive integer id')
-  .refine((text) => BigInt(text) <= MAX_INT8, 'expected an id below 2^63')
+  // zod runs every check even after the regex failed: test the digits again before BigInt.
+  .refine((text) => /^[0-9]{1,19}$/.test(text) && BigInt(text) <= MAX_INT8, 'expected an id below 2^63')
   .transform(BigInt)
   .meta({ description: 'A positive integer id, as a decimal string.', example: '1' })
+
+/** Free text Postgres can store: well-formed UTF-16 (no lone surrogates) and no NUL character. */
+function text(min: number, max: number) {
+  return z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => s.isWellFormed() && !s.includes('\u0000'), 'expected text without NUL or lone surrogates')
+}
 
 export const UserName = z
   .string()
@@ -61,21 +71,17 @@ export const ListUsersQuery = z.strictObject({
 
 export const CreateUserBody = z.strictObject({
   name: UserName,
-  oidcSubject: z.string().min(1).max(255).optional().meta({
+  oidcSubject: text(1, 255).optional().meta({
     description: "The user's `sub` at the configured OIDC issuer: a JWT with it signs in as this user.",
   }),
 })
 
 export const CreateApiKeyBody = z.strictObject({
-  label: z.string().max(100).optional(),
+  label: text(0, 100).optional(),
   kind: z.enum(['HMAC', 'ED25519']).default('HMAC').meta({
     description: 'HMAC: the gateway generates a secret (shown once). ED25519: send your public key.',
   }),
-  publicKey: z
-    .string()
-    .max(1000)
-    .optional()
-    .meta({ description: 'ED25519 only: the public key in PEM (SPKI).' }),
+  publicKey: text(1, 1000).optional().meta({ description: 'ED25519 only: the public key in PEM (SPKI).' }),
   permissions: z.array(Permission).max(3).default(['read']),
   allowedIps: z
     .array(IpAddress)
@@ -95,7 +101,7 @@ export const AdjustBalanceBody = z.strictObject({
     description: 'Signed: positive credits the user, negative debits (never below zero).',
     example: '-12.5',
   }),
-  reason: z.string().trim().min(1).max(500).meta({ description: 'Why: kept in the ledger journal memo.' }),
+  reason: text(1, 500).trim().min(1).meta({ description: 'Why: kept in the ledger journal memo.' }),
   idempotencyKey: z
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'expected 1-100 characters of [A-Za-z0-9_.:-]')

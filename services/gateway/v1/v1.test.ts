@@ -4,12 +4,9 @@
  * key pair generated here.
  */
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { sql } from 'drizzle-orm'
 import type { Hono } from 'hono'
-import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from '../../../adapters/db/database.ts'
 import { createPubSubCache, InProcessRedis } from '../../../adapters/pubsub/index.ts'
@@ -18,6 +15,7 @@ import type { MatchingEngine } from '../../engine/engine.ts'
 import { type MarketFixture, marketFixture } from '../../engine/testing.ts'
 import { createGatewayApp, type GatewayConfig } from '../app.ts'
 import { EngineClient } from '../engine-client.ts'
+import { startTestIssuer, type TestIssuer } from './testing.ts'
 
 const ADMIN = 'admin-token-for-tests-0123456789'
 const encryptionKey = Buffer.alloc(32, 9)
@@ -29,9 +27,7 @@ let fx: MarketFixture
 let engine: MatchingEngine
 let app: Hono
 let issuer: string
-let oidcServer: Server
-let signingKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey']
-let otherKey: typeof signingKey
+let oidc: TestIssuer
 const logLines: string[] = []
 let alice: bigint
 
@@ -41,29 +37,14 @@ beforeAll(async () => {
   alice = await fx.trader('alice', { USDT: '1000' })
   await fx.database.db.execute(sql`update users set oidc_subject = 'alice-sub' where id = ${alice}`)
 
-  const pair = await generateKeyPair('ES256')
-  signingKey = pair.privateKey
-  otherKey = (await generateKeyPair('ES256')).privateKey
-  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }
-  oidcServer = createServer((req, res) => {
-    res.setHeader('content-type', 'application/json')
-    if (req.url === '/.well-known/openid-configuration')
-      res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }))
-    else if (req.url === '/jwks') res.end(JSON.stringify({ keys: [jwk] }))
-    else {
-      res.statusCode = 404
-      res.end('{}')
-    }
-  })
-  await new Promise<void>((resolve) => oidcServer.listen(0, '127.0.0.1', resolve))
-  issuer = `http://127.0.0.1:${(oidcServer.address() as AddressInfo).port}`
-
+  oidc = await startTestIssuer()
+  issuer = oidc.issuer
   app = gateway({ adminToken: ADMIN, oidc: { issuer, audience: 'bourse' } })
 })
 
 afterAll(async () => {
   await fx?.close()
-  await new Promise((resolve) => oidcServer?.close(resolve))
+  await oidc?.close()
 })
 
 function gateway(extra: Partial<GatewayConfig>): Hono {
@@ -140,16 +121,8 @@ async function asKey(
   return { status: response.status, body: (await response.json()) as Answer }
 }
 
-async function jwt(claims: { sub?: string; iss?: string; aud?: string; exp?: string }, key = signingKey) {
-  const token = new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-    .setIssuedAt()
-    .setIssuer(claims.iss ?? issuer)
-    .setAudience(claims.aud ?? 'bourse')
-    .setExpirationTime(claims.exp ?? '5m')
-  if (claims.sub !== undefined) token.setSubject(claims.sub)
-  return token.sign(key)
-}
+const jwt = (claims: { sub?: string; iss?: string; aud?: string; exp?: string }, foreign = false) =>
+  oidc.sign({ ...claims, foreign })
 
 describe('admin auth', () => {
   it('refuses a missing or wrong token and accepts the configured one', async () => {
@@ -309,7 +282,7 @@ describe('OIDC sign-in', () => {
     for (const token of [
       await jwt({ sub: 'alice-sub', iss: 'http://evil' }),
       await jwt({ sub: 'alice-sub', aud: 'other' }),
-      await jwt({ sub: 'alice-sub' }, otherKey),
+      await jwt({ sub: 'alice-sub' }, true),
       await jwt({ sub: 'alice-sub', exp: '-1m' }),
       await jwt({ sub: 'nobody' }),
       await jwt({}),
@@ -381,5 +354,17 @@ describe('administration', () => {
     expect((await admin('POST', '/v1/admin/balance-adjustments', { ...body, reason: ' ' })).body.field).toBe(
       'reason',
     )
+    // Found by fuzzing: text Postgres cannot store is refused as input, not a 500.
+    const nul = await admin('POST', '/v1/admin/balance-adjustments', {
+      ...body,
+      reason: 'a\u0000b',
+      idempotencyKey: 'adj-3',
+    })
+    expect(nul.body, JSON.stringify(nul)).toMatchObject({ field: 'reason' })
+    expect((await admin('POST', `/v1/users/${alice}/api-keys`, { label: '\ud800' })).body.field).toBe('label')
+    expect((await admin('POST', '/v1/users', { name: 'zed', oidcSubject: 'x\u0000' })).body.field).toBe(
+      'oidcSubject',
+    )
+    expect((await admin('GET', '/v1/users?after=null')).body.field).toBe('after')
   })
 })
