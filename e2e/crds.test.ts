@@ -157,9 +157,20 @@ describe('the CRDs', () => {
   })
 
   test('publish their schema with descriptions (kubectl explain)', async () => {
-    const out = await kubectl('explain', 'market.spec.takerFee', `--api-version=${apiVersion}`)
+    // The API server publishes a new CRD's OpenAPI a few seconds after it is Established.
+    const explain = async (field: string) => {
+      for (let tries = 0; ; tries++) {
+        try {
+          return await kubectl('explain', field, `--api-version=${apiVersion}`)
+        } catch (error) {
+          if (tries >= 120) throw error
+          await new Promise((resolve) => setTimeout(resolve, 250))
+        }
+      }
+    }
+    const out = await explain('market.spec.takerFee')
     expect(out).toContain('Fee rate charged to the incoming order')
-    const wallet = await kubectl('explain', 'wallet.spec.depositKey', `--api-version=${apiVersion}`)
+    const wallet = await explain('wallet.spec.depositKey')
     expect(wallet).toContain('extended public key')
   })
 })
