@@ -1,0 +1,398 @@
+/**
+ * The operator against the real control plane of scripts/cluster (`make e2e`): run in this process (as
+ * the kwok notes advise: pods on kwok nodes run no containers, so the operator's own pod could not), it
+ * turns an Exchange and a Market into the engine's Deployment, Service and ConfigMap, owned by the Market;
+ * reports Ready with observedGeneration once the Deployment is Available (kwok marks the pod Ready); puts
+ * back a hand-edited Deployment; rolls the engine when a fee changes; lets only the Lease's holder
+ * reconcile; and on delete halts the market and cancels its open orders before the garbage collector
+ * removes the children.
+ *
+ * The one stand-in: the engine's HTTP API. No engine container runs on kwok, so a small HTTP server in this
+ * process answers GET /status, POST /halt and DELETE /open-orders as services/engine/api.ts does, and the
+ * operator's real HTTP engine client talks to it; the list of users with open orders (read from Postgres in
+ * production) is given by the test.
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createLogger } from '../lib/log.ts'
+import { createRegistry } from '../lib/metrics.ts'
+import { httpEngineClient } from '../operator/engine-client.ts'
+import { CONFIG_HASH, type Market } from '../operator/market.ts'
+import { type Operator, startOperator } from '../operator/operator.ts'
+
+const root = join(import.meta.dirname, '..')
+const run = promisify(execFile)
+const kubeconfigPath = process.env.KUBECONFIG
+if (!kubeconfigPath) throw new Error('KUBECONFIG is not set: run the e2e suites with `make e2e`')
+const kubectlBin = process.env.BOURSE_KUBECTL ?? 'kubectl'
+
+const kc = new KubeConfig()
+kc.loadFromFile(kubeconfigPath)
+const core = kc.makeApiClient(CoreV1Api)
+const apps = kc.makeApiClient(AppsV1Api)
+const custom = kc.makeApiClient(CustomObjectsApi)
+const eventsApi = kc.makeApiClient(EventsV1Api)
+const namespace = `bourse-e2e-operator-${randomBytes(4).toString('hex')}`
+const group = 'bourse.dev'
+const version = 'v1alpha1'
+const log = createLogger('operator-e2e', { level: 'warn' })
+
+// The engine stand-in: every request is recorded.
+const engineCalls: string[] = []
+let engineServer: Server
+let engineUrl = ''
+let engineHalted = false
+let openOrders = 3
+
+const operators: Operator[] = []
+function operator(identity: string): Promise<Operator> {
+  return startOperator({
+    kc,
+    log,
+    registry: createRegistry({ defaultMetrics: false }),
+    engine: httpEngineClient({ baseUrl: () => engineUrl, openOrderUsers: async () => [7n, 9n] }),
+    watchNamespace: namespace,
+    leaseNamespace: namespace,
+    identity,
+    leaseDurationMs: 4000,
+    renewDeadlineMs: 3000,
+    retryPeriodMs: 500,
+    resyncMs: 2000,
+    httpPort: 0,
+  }).then((o) => {
+    operators.push(o)
+    return o
+  })
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 45_000): Promise<T> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== false) return v
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+const getMarket = (name: string) =>
+  custom.getNamespacedCustomObject({ group, version, namespace, plural: 'markets', name }) as Promise<Market>
+const notFound = (p: Promise<unknown>) =>
+  p.then(
+    () => false,
+    (e: unknown) => e instanceof ApiException && e.code === 404,
+  )
+
+const exchange = {
+  apiVersion: `${group}/${version}`,
+  kind: 'Exchange',
+  metadata: { name: 'bourse', namespace },
+  spec: {
+    image: 'ghcr.io/bourse/bourse:0.1.0',
+    postgres: { secretRef: { name: 'bourse-postgres' } },
+    redis: { secretRef: { name: 'bourse-redis', key: 'nodes' } },
+    nsq: { secretRef: { name: 'bourse-nsq' } },
+    clickhouse: { secretRef: { name: 'bourse-clickhouse' } },
+    assets: [
+      { symbol: 'BTC', precision: 8 },
+      { symbol: 'USDT', precision: 2 },
+    ],
+  },
+}
+const market = {
+  apiVersion: `${group}/${version}`,
+  kind: 'Market',
+  metadata: { name: 'btc-usdt', namespace },
+  spec: {
+    exchangeRef: { name: 'bourse' },
+    base: 'BTC',
+    quote: 'USDT',
+    tickSize: '0.01',
+    lotSize: '0.00001',
+    minNotional: '5',
+    makerFee: '0.001',
+    takerFee: '0.001',
+  },
+}
+
+let a: Operator
+
+beforeAll(async () => {
+  engineServer = createServer((req, res) => {
+    engineCalls.push(`${req.method} ${req.url}`)
+    const json = (body: unknown) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    }
+    if (req.method === 'GET' && req.url === '/status')
+      return json({
+        symbol: 'BTCUSDT',
+        status: engineHalted ? 'halted' : 'trading',
+        epoch: '3',
+        fenced: false,
+        openOrders,
+        lastPrice: '64000.5',
+      })
+    if (req.method === 'POST' && req.url === '/halt') {
+      engineHalted = true
+      return json({ ok: true })
+    }
+    if (req.method === 'DELETE' && req.url?.startsWith('/open-orders')) {
+      openOrders = Math.max(0, openOrders - 2)
+      return json({ cancelled: true })
+    }
+    res.writeHead(404).end()
+  })
+  await new Promise<void>((r) => engineServer.listen(0, '127.0.0.1', r))
+  engineUrl = `http://127.0.0.1:${(engineServer.address() as AddressInfo).port}`
+
+  await run(kubectlBin, [
+    '--kubeconfig',
+    kubeconfigPath,
+    'apply',
+    '--server-side',
+    '--field-manager=bourse-e2e',
+    '-f',
+    join(root, 'crds'),
+  ])
+  await run(kubectlBin, [
+    '--kubeconfig',
+    kubeconfigPath,
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/exchanges.bourse.dev',
+    'crd/markets.bourse.dev',
+  ])
+  await core.createNamespace({ body: { metadata: { name: namespace } } })
+  await until('the default ServiceAccount', () =>
+    core.readNamespacedServiceAccount({ name: 'default', namespace }),
+  )
+  await custom.createNamespacedCustomObject({
+    group,
+    version,
+    namespace,
+    plural: 'exchanges',
+    body: exchange,
+  })
+  a = await operator('operator-a')
+  await until('operator a to lead', async () => a.isLeader)
+})
+
+afterAll(async () => {
+  for (const o of operators) await o.stop().catch(() => {})
+  engineServer?.close()
+  await core.deleteNamespace({ name: namespace }).catch(() => {})
+})
+
+describe('the Market controller', () => {
+  test('creates the engine Deployment, Service and ConfigMap, owned by the Market', async () => {
+    await custom.createNamespacedCustomObject({ group, version, namespace, plural: 'markets', body: market })
+    const m = await getMarket('btc-usdt')
+    const d = await until('the engine Deployment', () =>
+      apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace }),
+    )
+    const svc = await until('the Service', () =>
+      core.readNamespacedService({ name: 'engine-btc-usdt', namespace }),
+    )
+    const cm = await until('the ConfigMap', () =>
+      core.readNamespacedConfigMap({ name: 'engine-btc-usdt', namespace }),
+    )
+    for (const child of [d, svc, cm])
+      expect(child.metadata!.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'Market', name: 'btc-usdt', uid: m.metadata!.uid, controller: true }),
+      ])
+    expect(d.spec!.replicas).toBe(1)
+    expect(d.spec!.strategy!.type).toBe('Recreate')
+    const c = d.spec!.template.spec!.containers[0]!
+    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true })
+    expect(c.resources!.limits).toBeDefined()
+    expect(c.env!.find((e) => e.name === 'BOURSE_DATABASE_URL')!.valueFrom!.secretKeyRef!.name).toBe(
+      'bourse-postgres',
+    )
+    // One field manager owns what the operator applied.
+    expect(d.metadata!.managedFields!.filter((f) => f.operation === 'Apply').map((f) => f.manager)).toEqual([
+      'bourse-operator',
+    ])
+    expect(JSON.parse(cm.data!['market.json']!)).toMatchObject({ symbol: 'BTCUSDT', takerFee: '0.001' })
+    expect((await getMarket('btc-usdt')).metadata!.finalizers).toContain('bourse.dev/market-cleanup')
+  })
+
+  test('reports Ready and Trading with observedGeneration once the engine is Available', async () => {
+    const m = await until('Market Ready', async () => {
+      const m = await getMarket('btc-usdt')
+      const ready = m.status?.conditions?.find((c) => c.type === 'Ready')
+      return ready?.status === 'True' && m
+    })
+    expect(m.status).toMatchObject({
+      phase: 'Trading',
+      observedGeneration: m.metadata!.generation,
+      lastPrice: '64000.5',
+    })
+    expect(m.status!.engineEpoch).toBe(3)
+    for (const c of m.status!.conditions!) expect(c.observedGeneration).toBe(m.metadata!.generation)
+    expect(m.status!.conditions!.map((c) => `${c.type}=${c.status}`).sort()).toEqual([
+      'Degraded=False',
+      'Progressing=False',
+      'Ready=True',
+    ])
+    const events = await eventsApi.listNamespacedEvent({
+      namespace,
+      fieldSelector: `regarding.name=btc-usdt`,
+    })
+    expect(events.items.map((e) => e.reason)).toContain('EngineCreated')
+    expect(events.items[0]!.reportingController).toBe('bourse.dev/operator')
+  })
+
+  test('puts back a hand-edited Deployment', async () => {
+    await apps.patchNamespacedDeployment(
+      {
+        name: 'engine-btc-usdt',
+        namespace,
+        fieldManager: 'kubectl-edit',
+        body: {
+          spec: {
+            replicas: 3,
+            template: { spec: { containers: [{ name: 'engine', image: 'evil/engine:latest' }] } },
+          },
+        },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    )
+    const d = await until('the Deployment put back', async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace })
+      const image = d.spec!.template.spec!.containers[0]!.image
+      return d.spec!.replicas === 1 && image === 'ghcr.io/bourse/bourse:0.1.0' && d
+    })
+    expect(d.spec!.replicas).toBe(1)
+  })
+
+  test('a fee change rolls the engine (new template hash, new ReplicaSet)', async () => {
+    const before = await apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace })
+    const hash = before.spec!.template.metadata!.annotations![CONFIG_HASH]
+    await custom.patchNamespacedCustomObject(
+      {
+        group,
+        version,
+        namespace,
+        plural: 'markets',
+        name: 'btc-usdt',
+        body: { spec: { takerFee: '0.002' } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+    const after = await until('a new template hash', async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace })
+      return d.spec!.template.metadata!.annotations![CONFIG_HASH] !== hash && d
+    })
+    expect(after.spec!.strategy!.type).toBe('Recreate')
+    const cm = await core.readNamespacedConfigMap({ name: 'engine-btc-usdt', namespace })
+    expect(JSON.parse(cm.data!['market.json']!).takerFee).toBe('0.002')
+    const hashes = await until('a second ReplicaSet', async () => {
+      const rs = await apps.listNamespacedReplicaSet({
+        namespace,
+        labelSelector: 'bourse.dev/market=btc-usdt',
+      })
+      const h = new Set(rs.items.map((r) => r.metadata!.labels!['pod-template-hash']))
+      return h.size >= 2 && h
+    })
+    expect(hashes.size).toBeGreaterThanOrEqual(2)
+    const m = await until('observedGeneration 2 and Ready', async () => {
+      const m = await getMarket('btc-usdt')
+      const ready = m.status?.conditions?.find((c) => c.type === 'Ready')
+      return m.status?.observedGeneration === m.metadata!.generation && ready?.status === 'True' && m
+    })
+    expect(m.metadata!.generation).toBe(2)
+  })
+
+  test('serves /healthz, /readyz and controller-runtime metrics', async () => {
+    const url = a.http!.url
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    expect((await fetch(`${url}/readyz`)).status).toBe(200)
+    const text = await (await fetch(`${url}/metrics`)).text()
+    expect(text).toMatch(
+      /controller_runtime_reconcile_total\{controller="market",result="requeue_after"\} [1-9]/,
+    )
+    expect(text).toContain('controller_runtime_reconcile_errors_total{controller="market"}')
+    expect(text).toContain('controller_runtime_reconcile_time_seconds_bucket')
+    expect(text).toContain('workqueue_adds_total{name="market"}')
+    expect(text).toContain('leader_election_master_status{name="bourse-operator"} 1')
+  })
+
+  test('a second operator waits; only the Lease holder reconciles; it takes over when the leader stops', async () => {
+    const b = await operator('operator-b')
+    await new Promise((r) => setTimeout(r, 3000))
+    expect(b.isLeader).toBe(false)
+    const lease = await kc
+      .makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+      .readNamespacedLease({ name: 'bourse-operator', namespace })
+    expect(lease.spec!.holderIdentity).toBe('operator-a')
+    // A change reconciled by a alone.
+    const aBefore = a.reconciles
+    await custom.patchNamespacedCustomObject(
+      {
+        group,
+        version,
+        namespace,
+        plural: 'markets',
+        name: 'btc-usdt',
+        body: { metadata: { labels: { poke: '1' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+    await until('a reconciles', async () => a.reconciles > aBefore)
+    expect(b.reconciles).toBe(0)
+
+    await a.stop()
+    await until('b to lead', async () => b.isLeader, 20_000)
+    await until('b reconciles', async () => b.reconciles > 0)
+    a = b
+  })
+
+  test('delete halts the market and releases its open orders, then the children are garbage-collected', async () => {
+    engineCalls.length = 0
+    await custom.deleteNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: 'markets',
+      name: 'btc-usdt',
+    })
+    await until('the Market gone', () => notFound(getMarket('btc-usdt')))
+    expect(engineCalls).toContain('POST /halt')
+    expect(engineCalls).toContain('DELETE /open-orders?userId=7')
+    expect(engineCalls).toContain('DELETE /open-orders?userId=9')
+    expect(engineCalls.indexOf('POST /halt')).toBeLessThan(
+      engineCalls.indexOf('DELETE /open-orders?userId=7'),
+    )
+    await until('children garbage-collected', async () => {
+      const gone = await Promise.all([
+        notFound(apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace })),
+        notFound(core.readNamespacedService({ name: 'engine-btc-usdt', namespace })),
+        notFound(core.readNamespacedConfigMap({ name: 'engine-btc-usdt', namespace })),
+      ])
+      return gone.every(Boolean)
+    })
+  })
+})
