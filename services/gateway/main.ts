@@ -61,6 +61,14 @@ export const GatewayEnv = z.object({
   BOURSE_WITHDRAWAL_POLICY: withdrawalPolicyJson().optional(),
   /** The Wallets withdrawals go out on, the first the default; unset: every registered Wallet. */
   BOURSE_WITHDRAWAL_WALLETS: list(walletId).optional(),
+  /** The /v1 admin API's bearer token, from a Secret; unset: the admin API is off. */
+  BOURSE_ADMIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  /** /v1 sign-in by this OIDC issuer's JWTs (`sub` = a user's oidcSubject); unset: API keys only. */
+  BOURSE_OIDC_ISSUER: url({ protocols: ['https', 'http'] }).optional(),
+  /** The `aud` its JWTs must carry; unset: any. */
+  BOURSE_OIDC_AUDIENCE: z.string().optional(),
+  /** Its JWKS; unset: the jwks_uri of its /.well-known/openid-configuration. */
+  BOURSE_OIDC_JWKS_URL: url({ protocols: ['https', 'http'] }).optional(),
 })
 
 export async function main(_args: string[]): Promise<void> {
@@ -77,6 +85,7 @@ export async function main(_args: string[]): Promise<void> {
     policy: config.BOURSE_WITHDRAWAL_POLICY,
     wallets: config.BOURSE_WITHDRAWAL_WALLETS,
   })
+  if (config.BOURSE_ADMIN_TOKEN === undefined) log.info('no BOURSE_ADMIN_TOKEN: the /v1 admin API is off')
   if (withdrawals === undefined) log.info('no BOURSE_WITHDRAWAL_POLICY: the withdrawal endpoints are off')
   else
     log.info(
@@ -102,6 +111,14 @@ export async function main(_args: string[]): Promise<void> {
       weightPerMinute: config.BOURSE_WEIGHT_PER_MINUTE,
       rejectionsBeforeBan: config.BOURSE_REJECTIONS_BEFORE_BAN,
       trustProxy: config.BOURSE_TRUST_PROXY,
+      ...(config.BOURSE_ADMIN_TOKEN !== undefined && { adminToken: config.BOURSE_ADMIN_TOKEN }),
+      ...(config.BOURSE_OIDC_ISSUER !== undefined && {
+        oidc: {
+          issuer: config.BOURSE_OIDC_ISSUER,
+          ...(config.BOURSE_OIDC_AUDIENCE !== undefined && { audience: config.BOURSE_OIDC_AUDIENCE }),
+          ...(config.BOURSE_OIDC_JWKS_URL !== undefined && { jwksUrl: config.BOURSE_OIDC_JWKS_URL }),
+        },
+      }),
     },
   })
   const http = await startHttpServer({
