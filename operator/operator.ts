@@ -91,6 +91,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const ns = o.watchNamespace
   const resync = o.resyncMs ?? 30_000
   let reconciles = 0
+  let stopping = false
 
   const controller = new Controller('market', (key) => reconcile(key), {
     log,
@@ -312,7 +313,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     onStartedLeading: () => controller.start(),
     onStoppedLeading: () => {
       void controller.stop()
-      o.onLostLeadership?.()
+      if (!stopping) o.onLostLeadership?.()
     },
   })
   elector.start()
@@ -337,6 +338,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       return reconciles
     },
     async stop() {
+      stopping = true
       await elector.stop()
       await controller.stop()
       await Promise.all([markets.stop(), exchanges.stop(), deployments.stop()])
