@@ -61,9 +61,9 @@ export const MarketParams = z.strictObject({ symbol: MarketSymbol })
 export const ListUsersQuery = z.strictObject({
   limit: z
     .string()
-    .regex(/^[0-9]{1,4}$/, 'expected an integer 1-1000')
+    // The range as a pattern, so that the document says exactly what is accepted.
+    .regex(/^(?:1000|[1-9][0-9]{0,2})$/, 'expected an integer 1-1000')
     .transform(Number)
-    .refine((n) => n >= 1 && n <= 1000, 'expected an integer 1-1000')
     .optional()
     .meta({ description: 'At most this many users (1-1000, default 100).' }),
   after: Id.optional().meta({ description: 'Users whose id is greater than this (the last id of a page).' }),
@@ -98,7 +98,7 @@ export const AdjustBalanceBody = z.strictObject({
   userId: Id,
   asset: Asset,
   amount: Decimal.refine((text) => /[1-9]/.test(text), 'expected a non-zero amount').meta({
-    description: 'Signed: positive credits the user, negative debits (never below zero).',
+    description: 'Non-zero and signed: positive credits the user, negative debits (never below zero).',
     example: '-12.5',
   }),
   reason: text(1, 500).trim().min(1).meta({ description: 'Why: kept in the ledger journal memo.' }),
