@@ -61,16 +61,26 @@ export async function fundedUser(db: Database, name: string, funds: Record<strin
 export const demoBots = (db: Database) =>
   Promise.all([fundedUser(db, 'market-maker', botFunds), fundedUser(db, 'taker-bot', botFunds)])
 
-/** The key that encrypts API secrets at rest: made once per data folder. */
-export async function devEncryptionKey(dataDir: string): Promise<Buffer> {
-  const file = join(dataDir, 'key-encryption.secret')
+/** A random secret kept in the data folder: made on the first run, the same on every later one. */
+async function dataDirSecret(dataDir: string, name: string): Promise<string> {
+  const file = join(dataDir, name)
   try {
-    return parseEncryptionKey((await readFile(file, 'utf8')).trim())
+    return (await readFile(file, 'utf8')).trim()
   } catch {
-    const key = randomBytes(32).toString('hex')
-    await writeFile(file, key, { mode: 0o600 })
-    return parseEncryptionKey(key)
+    const secret = randomBytes(32).toString('hex')
+    await writeFile(file, secret, { mode: 0o600 })
+    return secret
   }
+}
+
+/** The key that encrypts API secrets at rest. */
+export async function devEncryptionKey(dataDir: string): Promise<Buffer> {
+  return parseEncryptionKey(await dataDirSecret(dataDir, 'key-encryption.secret'))
+}
+
+/** The bearer token of the /v1 admin API in dev. */
+export function devAdminToken(dataDir: string): Promise<string> {
+  return dataDirSecret(dataDir, 'admin-token.secret')
 }
 
 export interface Credentials {

@@ -36,7 +36,7 @@ import {
   DEMO_WITHDRAWAL_POLICY,
   startDemoChain,
 } from './chain.ts'
-import { demoBots, demoTrader, devEncryptionKey, seedDemo } from './demo.ts'
+import { demoBots, demoTrader, devAdminToken, devEncryptionKey, seedDemo } from './demo.ts'
 import { startMarketMaker } from './market-maker.ts'
 
 const DevConfig = z.object({
@@ -90,6 +90,7 @@ export async function main(args: string[]): Promise<void> {
   await database.migrate()
   await seedDemo(database.db)
   const encryptionKey = await devEncryptionKey(dataDir)
+  const adminToken = await devAdminToken(dataDir)
   const credentials = await demoTrader(database.db, dataDir, encryptionKey)
   const chain = await startDemoChain({
     db: database.db,
@@ -131,6 +132,7 @@ export async function main(args: string[]): Promise<void> {
     },
     config: {
       keyEncryptionKey: encryptionKey,
+      adminToken,
       weightPerMinute: 6000,
       rejectionsBeforeBan: 10,
       trustProxy: false,
@@ -174,6 +176,7 @@ export async function main(args: string[]): Promise<void> {
       `  withdraw   POST ${http.url}/sapi/v1/capital/withdraw/apply  coin=USDT&network=${chain.walletId.toUpperCase()}&address=0x…&amount=25 (signed, this key may withdraw;`,
       `             above ${DEMO_WITHDRAWAL_POLICY.assets.USDT!.approvalAbove} USDT or ${DEMO_WITHDRAWAL_POLICY.assets.ETH!.approvalAbove} ETH waits for approval), then GET /sapi/v1/capital/withdraw/history`,
       `Try: curl '${http.url}/api/v3/depth?symbol=BTCUSDT&limit=5'`,
+      `     curl -H 'Authorization: Bearer ${adminToken}' ${http.url}/v1/users   (the /v1 admin API; OpenAPI at ${http.url}/openapi.json)`,
       'Press Ctrl-C to stop.',
     ].join('\n'),
   )
