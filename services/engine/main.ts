@@ -16,6 +16,7 @@ import { createOutboxRelay } from '../relay/relay.ts'
 import { depthPublisher } from '../ws/depth-source.ts'
 import { engineApi } from './api.ts'
 import { MatchingEngine } from './engine.ts'
+import { applyMarketConfig, readMarketConfig } from './market-config.ts'
 
 const EngineConfig = z.object({
   BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
