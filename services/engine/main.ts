@@ -24,6 +24,8 @@ const EngineConfig = z.object({
     .string()
     .regex(/^[A-Z0-9]{2,20}$/, 'expected a market symbol like BTCUSDT')
     .optional(),
+  /** The market's spec as the operator mounts it (market.json): written into the market's row at start. */
+  BOURSE_MARKET_CONFIG: z.string().optional(),
   BOURSE_ENGINE_PORT: port().default(7000),
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_BATCH_MAX: positiveInt().default(500),
@@ -49,6 +51,14 @@ export async function main(args: string[]): Promise<void> {
     url: config.BOURSE_DATABASE_URL,
     maxConnections: 4,
   })
+  if (config.BOURSE_MARKET_CONFIG !== undefined) {
+    const marketConfig = await readMarketConfig(config.BOURSE_MARKET_CONFIG)
+    if (marketConfig.symbol !== symbol) {
+      console.error(`bourse engine: BOURSE_MARKET_CONFIG is for ${marketConfig.symbol}, not ${symbol}`)
+      process.exit(2)
+    }
+    await applyMarketConfig(database.db, marketConfig, log)
+  }
   const bus =
     config.BOURSE_NSQD_TCP && config.BOURSE_NSQD_HTTP
       ? createBus({ kind: 'nsq', nsqdTcp: config.BOURSE_NSQD_TCP, nsqdHttp: config.BOURSE_NSQD_HTTP })
