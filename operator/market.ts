@@ -8,32 +8,43 @@
  * from the open orders in Postgres on start, so a rollout for a fee change or a halt loses no orders.
  */
 import { createHash } from 'node:crypto'
-import type {
-  KubernetesObject,
-  V1ConfigMap,
-  V1Deployment,
-  V1EnvVar,
-  V1Service,
-} from '@kubernetes/client-node'
+import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node'
+import {
+  CONFIG_HASH,
+  type Cond,
+  type Condition,
+  containerSecurityContext,
+  DEFAULT_IMAGE,
+  FIELD_MANAGER,
+  mergeResources,
+  ownerReference,
+  podSecurityContext,
+  prometheusAnnotations,
+  type Quantities,
+  type SecretRef,
+  secretEnv,
+  setCondition,
+  standardProbes,
+  tmpMount,
+  tmpVolume,
+} from './shared.ts'
 
-export const GROUP = 'bourse.dev'
-export const VERSION = 'v1alpha1'
-export const API_VERSION = `${GROUP}/${VERSION}`
-export const FIELD_MANAGER = 'bourse-operator'
+export {
+  API_VERSION,
+  CONFIG_HASH,
+  type Condition,
+  DEFAULT_IMAGE,
+  FIELD_MANAGER,
+  GROUP,
+  ownerReference,
+  type Quantities,
+  type SecretRef,
+  setCondition,
+  VERSION,
+} from './shared.ts'
+
 export const FINALIZER = 'bourse.dev/market-cleanup'
-export const DEFAULT_IMAGE = 'ghcr.io/bourse/bourse:0.1.0'
 export const ENGINE_PORT = 7000
-export const CONFIG_HASH = 'bourse.dev/config-hash'
-
-export interface SecretRef {
-  name: string
-  key?: string
-}
-
-export interface Quantities {
-  requests?: Record<string, string | number>
-  limits?: Record<string, string | number>
-}
 
 export interface ExchangeSpec {
   image: string
@@ -58,15 +69,6 @@ export interface MarketSpec {
   trading?: 'Enabled' | 'Halted'
   priceBand?: { percent?: number; minPrice?: string; maxPrice?: string }
   engine?: { resources?: Quantities }
-}
-
-export interface Condition {
-  type: string
-  status: 'True' | 'False' | 'Unknown'
-  observedGeneration?: number
-  lastTransitionTime: string
-  reason: string
-  message: string
 }
 
 export interface MarketStatus {
@@ -112,17 +114,6 @@ const selector = (m: Market) => ({
   'app.kubernetes.io/instance': m.metadata!.name!,
 })
 
-export function ownerReference(m: Market) {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'Market',
-    name: m.metadata!.name!,
-    uid: m.metadata!.uid!,
-    controller: true,
-    blockOwnerDeletion: true,
-  }
-}
-
 /** The market's configuration as the engine gets it (market.json in the ConfigMap). */
 export function engineConfig(m: Market): Record<string, unknown> {
   const s = m.spec
@@ -160,11 +151,6 @@ export function configHash(m: Market, x: Exchange): string {
   return createHash('sha256').update(input).digest('hex').slice(0, 16)
 }
 
-const secretEnv = (name: string, ref: SecretRef): V1EnvVar => ({
-  name,
-  valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? 'url' } },
-})
-
 export const DEFAULT_RESOURCES = {
   requests: { cpu: '250m', memory: '256Mi' },
   limits: { cpu: '1', memory: '512Mi' },
@@ -172,20 +158,10 @@ export const DEFAULT_RESOURCES = {
 
 /** Requests and limits: the Market's, each side filled from the defaults where it says nothing. */
 export function engineResources(m: Market) {
-  const r = m.spec.engine?.resources ?? {}
-  return {
-    requests: { ...DEFAULT_RESOURCES.requests, ...r.requests },
-    limits: { ...DEFAULT_RESOURCES.limits, ...r.limits },
-  }
+  return mergeResources(m.spec.engine?.resources, DEFAULT_RESOURCES)
 }
 
 export function desiredDeployment(m: Market, x: Exchange): V1Deployment & KubernetesObject {
-  const probe = (path: string) => ({
-    httpGet: { path, port: 'http' },
-    periodSeconds: 10,
-    timeoutSeconds: 2,
-    failureThreshold: 3,
-  })
   const xs = x.spec
   return {
     apiVersion: 'apps/v1',
@@ -206,9 +182,7 @@ export function desiredDeployment(m: Market, x: Exchange): V1Deployment & Kubern
           labels: labels(m),
           annotations: {
             [CONFIG_HASH]: configHash(m, x),
-            'prometheus.io/scrape': 'true',
-            'prometheus.io/port': String(ENGINE_PORT),
-            'prometheus.io/path': '/metrics',
+            ...prometheusAnnotations(ENGINE_PORT),
           },
         },
         spec: {
@@ -216,13 +190,7 @@ export function desiredDeployment(m: Market, x: Exchange): V1Deployment & Kubern
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 30,
           ...(xs.imagePullSecrets && { imagePullSecrets: xs.imagePullSecrets }),
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 65532,
-            runAsGroup: 65532,
-            fsGroup: 65532,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: podSecurityContext(),
           containers: [
             {
               name: 'engine',
@@ -240,25 +208,12 @@ export function desiredDeployment(m: Market, x: Exchange): V1Deployment & Kubern
                 secretEnv('BOURSE_NSQ', xs.nsq.secretRef),
               ],
               resources: engineResources(m),
-              livenessProbe: probe('/healthz'),
-              readinessProbe: probe('/readyz'),
-              startupProbe: { ...probe('/healthz'), failureThreshold: 30, periodSeconds: 2 },
-              securityContext: {
-                runAsNonRoot: true,
-                readOnlyRootFilesystem: true,
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ['ALL'] },
-              },
-              volumeMounts: [
-                { name: 'config', mountPath: '/etc/bourse', readOnly: true },
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
+              ...standardProbes(),
+              securityContext: containerSecurityContext(),
+              volumeMounts: [{ name: 'config', mountPath: '/etc/bourse', readOnly: true }, tmpMount()],
             },
           ],
-          volumes: [
-            { name: 'config', configMap: { name: engineName(m) } },
-            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
-          ],
+          volumes: [{ name: 'config', configMap: { name: engineName(m) } }, tmpVolume()],
         },
       },
     },
@@ -274,9 +229,7 @@ export function desiredService(m: Market): V1Service & KubernetesObject {
       namespace: m.metadata!.namespace!,
       labels: labels(m),
       annotations: {
-        'prometheus.io/scrape': 'true',
-        'prometheus.io/port': String(ENGINE_PORT),
-        'prometheus.io/path': '/metrics',
+        ...prometheusAnnotations(ENGINE_PORT),
       },
       ownerReferences: [ownerReference(m)],
     },
@@ -297,18 +250,6 @@ export interface Observed {
   deleting?: boolean
   /** An error of this pass, reported in Degraded. */
   error?: string
-}
-
-type Cond = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>
-
-/** Sets a condition, keeping lastTransitionTime when its status did not change (meta.SetStatusCondition). */
-export function setCondition(previous: Condition[] | undefined, c: Cond, generation: number, now: string) {
-  const old = previous?.find((p) => p.type === c.type)
-  return {
-    ...c,
-    observedGeneration: generation,
-    lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now,
-  }
 }
 
 export function computeStatus(m: Market, o: Observed, now = new Date().toISOString()): MarketStatus {
