@@ -47,3 +47,18 @@ e2e:
 	@scripts/bootstrap
 	@scripts/cluster up >/dev/null
 	@eval "$$(scripts/cluster env)" && vitest run --config e2e/vitest.config.ts $(T)
+
+# The Helm chart: lint, template and helm-unittest, with helm v3.21.4 (version stamped, Kubernetes 1.34) and
+# helm-unittest (scripts/helm.d/unittest) built from Go modules into ~/.cache/bourse. Not part of `make test`.
+HELM := $(HOME)/.cache/bourse/helm-v3.21.4/helm
+HELM_UNITTEST := $(HOME)/.cache/bourse/helm-unittest-v1.1.2/helm-unittest
+.PHONY: chart
+$(HELM):
+	GOTOOLCHAIN=local GOBIN=$(dir $@) nice -n 19 go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v3.21.4 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=34" helm.sh/helm/v3/cmd/helm@v3.21.4
+$(HELM_UNITTEST):
+	cd scripts/helm.d/unittest && GOTOOLCHAIN=local GOBIN=$(dir $@) nice -n 19 go install -ldflags "-s -w" github.com/helm-unittest/helm-unittest/cmd/helm-unittest
+chart: $(HELM) $(HELM_UNITTEST)
+	$(HELM) lint --strict charts/bourse 2>&1 | grep -v 'found symbolic link'
+	$(HELM) lint --strict charts/bourse -f charts/bourse/tests/full-values.yaml 2>&1 | grep -v 'found symbolic link'
+	$(HELM) template bourse charts/bourse -f charts/bourse/tests/full-values.yaml 2>/dev/null >/dev/null
+	$(HELM_UNITTEST) charts/bourse 2>&1 | grep -v 'found symbolic link'
