@@ -55,6 +55,25 @@ export interface ExchangeSpec {
   nsq: { secretRef: SecretRef }
   clickhouse: { secretRef: SecretRef }
   assets: { symbol: string; name?: string; precision: number }[]
+  gateway?: ComponentSpec
+  ws?: ComponentSpec
+  handler?: ComponentSpec
+  cron?: ComponentSpec
+  monitoring?: { serviceMonitors?: boolean; grafanaDashboard?: boolean; podDisruptionBudgets?: boolean }
+}
+
+/** Replicas and resources of one of the Exchange's shared components. */
+export interface ComponentSpec {
+  replicas?: number
+  resources?: Quantities
+}
+
+export interface ExchangeStatus {
+  observedGeneration?: number
+  phase?: 'Pending' | 'Migrating' | 'Progressing' | 'Ready' | 'Degraded'
+  markets?: number
+  migratedVersion?: string
+  conditions?: Condition[]
 }
 
 export interface MarketSpec {
@@ -79,7 +98,7 @@ export interface MarketStatus {
   conditions?: Condition[]
 }
 
-export type Exchange = KubernetesObject & { spec: ExchangeSpec }
+export type Exchange = KubernetesObject & { spec: ExchangeSpec; status?: ExchangeStatus }
 export type Market = KubernetesObject & { spec: MarketSpec; status?: MarketStatus }
 
 /** What the engine's GET /status answers (services/engine/engine.ts status()). */

@@ -6,8 +6,10 @@
 import { hostname } from 'node:os'
 import {
   ApiException,
+  ApisApi,
   AppsV1Api,
   CoordinationV1Api,
+  CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
   type KubeConfig,
@@ -17,12 +19,22 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1Deployment,
+  type V1Job,
 } from '@kubernetes/client-node'
 import type { Logger } from '../lib/log.ts'
 import { type HttpServer, type Registry, startHttpServer } from '../lib/metrics.ts'
 import { Controller, type ReconcileResult } from './controller.ts'
 import type { EngineClient } from './engine-client.ts'
 import { EventRecorder, type Regarding } from './events.ts'
+import {
+  computeExchangeStatus,
+  desiredComponents,
+  desiredKeySecret,
+  desiredMigrationJob,
+  type ExchangeObserved,
+  marketsOf,
+  migrationState,
+} from './exchange.ts'
 import { type Informer, startInformer } from './informer.ts'
 import { LeaderElector } from './leader.ts'
 import {
@@ -33,6 +45,7 @@ import {
   desiredService,
   type EngineStatus,
   type Exchange,
+  type ExchangeStatus,
   FIELD_MANAGER,
   FINALIZER,
   GROUP,
@@ -72,6 +85,8 @@ export interface Operator {
   readonly http?: HttpServer
   /** Number of Market reconciles this instance ran. */
   readonly reconciles: number
+  /** Number of Exchange reconciles this instance ran. */
+  readonly exchangeReconciles: number
   stop(): Promise<void>
 }
 
@@ -91,6 +106,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const ns = o.watchNamespace
   const resync = o.resyncMs ?? 30_000
   let reconciles = 0
+  let exchangeReconciles = 0
+  const core = kc.makeApiClient(CoreV1Api)
+  const apis = kc.makeApiClient(ApisApi)
   let stopping = false
 
   const controller = new Controller('market', (key) => reconcile(key), {
@@ -99,6 +117,13 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ...(o.workers !== undefined && { workers: o.workers }),
   })
   const queue = controller.queue
+  const exchangeController = new Controller('exchange', (key) => reconcileExchange(key), {
+    log,
+    metrics,
+    ...(o.workers !== undefined && { workers: o.workers }),
+  })
+  const exchangeQueue = exchangeController.queue
+  const controllers = [controller, exchangeController]
 
   const crdPath = (p: string) => `/apis/${GROUP}/${VERSION}${ns ? `/namespaces/${ns}` : ''}/${p}`
   const listCustom = (p: string) => async () =>
@@ -118,7 +143,11 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     path: crdPath('markets'),
     list: listCustom('markets'),
     log,
-    onChange: (m) => queue.add(keyOf(m.metadata!.namespace!, m.metadata!.name!)),
+    onChange: (m) => {
+      queue.add(keyOf(m.metadata!.namespace!, m.metadata!.name!))
+      // The Exchange counts its Markets and gives the gateway their engines.
+      exchangeQueue.add(keyOf(m.metadata!.namespace!, m.spec.exchangeRef.name))
+    },
   })
   const exchanges: Informer<Exchange> = await startInformer<Exchange>({
     kc,
@@ -126,12 +155,13 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     list: listCustom('exchanges'),
     log,
     onChange: (x) => {
+      exchangeQueue.add(keyOf(x.metadata!.namespace!, x.metadata!.name!))
       for (const m of markets.list(x.metadata!.namespace))
         if (m.spec.exchangeRef.name === x.metadata!.name)
           queue.add(keyOf(m.metadata!.namespace!, m.metadata!.name!))
     },
   })
-  const selector = `app.kubernetes.io/managed-by=${FIELD_MANAGER},app.kubernetes.io/component=engine`
+  const selector = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`
   const deployments: Informer<Deployment> = await startInformer<Deployment>({
     kc,
     path: ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
@@ -145,8 +175,10 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     log,
     // A change to a child (its status, or a hand edit to put back) reconciles its controller owner.
     onChange: (d) => {
-      const owner = d.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Market')
-      if (owner?.apiVersion.startsWith(`${GROUP}/`)) queue.add(keyOf(d.metadata!.namespace!, owner.name))
+      const owner = d.metadata?.ownerReferences?.find((r) => r.controller)
+      if (!owner?.apiVersion.startsWith(`${GROUP}/`)) return
+      const q = owner.kind === 'Market' ? queue : owner.kind === 'Exchange' ? exchangeQueue : undefined
+      q?.add(keyOf(d.metadata!.namespace!, owner.name))
     },
   })
 
@@ -164,15 +196,19 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   }
 
   async function applyStatus(m: Market, status: MarketStatus): Promise<void> {
+    await applyStatusOf(m, plural, 'Market', status)
+  }
+
+  async function applyStatusOf(o: KubernetesObject, resource: string, kind: string, status: unknown) {
     try {
       await custom.patchNamespacedCustomObjectStatus(
         {
           group: GROUP,
           version: VERSION,
-          namespace: m.metadata!.namespace!,
-          plural,
-          name: m.metadata!.name!,
-          body: { apiVersion: API_VERSION, kind: 'Market', metadata: { name: m.metadata!.name }, status },
+          namespace: o.metadata!.namespace!,
+          plural: resource,
+          name: o.metadata!.name!,
+          body: { apiVersion: API_VERSION, kind, metadata: { name: o.metadata!.name }, status },
           fieldManager: FIELD_MANAGER,
           force: true,
         },
@@ -300,6 +336,106 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     return { requeueAfterMs: resync }
   }
 
+  const regardingOf = (obj: KubernetesObject, kind: string): Regarding => ({
+    apiVersion: API_VERSION,
+    kind,
+    name: obj.metadata!.name!,
+    namespace: obj.metadata!.namespace!,
+    uid: obj.metadata!.uid!,
+    ...(obj.metadata!.resourceVersion && { resourceVersion: obj.metadata!.resourceVersion }),
+  })
+
+  const describe = (err: unknown) =>
+    err instanceof ApiException ? `HTTP ${err.code}: ${String(err.body).slice(0, 300)}` : String(err)
+
+  /** Deletes a child that is not wanted now; absent already is fine. */
+  async function remove(namespace: string, r: { apiVersion: string; kind: string; name: string }) {
+    try {
+      await objects.delete({ apiVersion: r.apiVersion, kind: r.kind, metadata: { name: r.name, namespace } })
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return
+      throw err
+    }
+  }
+
+  /** Whether the prometheus-operator CRDs (ServiceMonitor, PrometheusRule) are served. */
+  async function monitoringCrds(): Promise<boolean> {
+    const groups = await apis.getAPIVersions()
+    return groups.groups.some((g) => g.name === 'monitoring.coreos.com')
+  }
+
+  /** Creates the gateway's key-encryption Secret once (a random key); an existing one is never touched. */
+  async function ensureKeySecret(x: Exchange): Promise<void> {
+    const secret = desiredKeySecret(x)
+    try {
+      await core.createNamespacedSecret({
+        namespace: x.metadata!.namespace!,
+        body: secret,
+        fieldManager: FIELD_MANAGER,
+      })
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 409) return
+      throw err
+    }
+  }
+
+  async function reconcileExchange(key: string): Promise<ReconcileResult | undefined> {
+    exchangeReconciles++
+    const [namespace, name] = key.split('/') as [string, string]
+    const x = exchanges.get(namespace, name)
+    if (!x || x.metadata!.deletionTimestamp) return undefined // the garbage collector removes the children
+    const mine = marketsOf(x, markets.list(namespace))
+    const writeStatus = async (observed: ExchangeObserved) => {
+      const status: ExchangeStatus = computeExchangeStatus(x, observed)
+      await applyStatusOf(x, 'exchanges', 'Exchange', status)
+      if (x.status?.phase !== status.phase)
+        await events.record(
+          regardingOf(x, 'Exchange'),
+          'Normal',
+          `Phase${status.phase}`,
+          'Reconcile',
+          `exchange is ${status.phase}`,
+        )
+    }
+    try {
+      // Migrations first: the components of a new image start only once its migration Job has succeeded.
+      const job = (await apply(desiredMigrationJob(x))) as V1Job
+      const migration = migrationState(job)
+      if (migration !== 'Succeeded') {
+        if (migration === 'Failed' && x.status?.phase !== 'Degraded')
+          await events.record(
+            regardingOf(x, 'Exchange'),
+            'Warning',
+            'MigrationFailed',
+            'Migrate',
+            `migration Job ${job.metadata!.name} failed`,
+          )
+        await writeStatus({ markets: mine.length, migration })
+        return { requeueAfterMs: migration === 'Running' ? Math.min(2000, resync) : resync }
+      }
+      await ensureKeySecret(x)
+      const desired = desiredComponents(x, mine, await monitoringCrds())
+      const applied: Deployment[] = []
+      for (const obj of desired.apply) {
+        const out = await apply(obj)
+        if (obj.kind === 'Deployment') applied.push(out as Deployment)
+      }
+      for (const r of desired.remove) await remove(namespace, r)
+      await writeStatus({ markets: mine.length, migration, deployments: applied })
+    } catch (err) {
+      const message = describe(err)
+      await events.record(regardingOf(x, 'Exchange'), 'Warning', 'ApplyFailed', 'Apply', message)
+      await applyStatusOf(
+        x,
+        'exchanges',
+        'Exchange',
+        computeExchangeStatus(x, { markets: mine.length, migration: 'Running', error: message }),
+      )
+      throw err
+    }
+    return { requeueAfterMs: resync }
+  }
+
   const elector = new LeaderElector({
     coordination: kc.makeApiClient(CoordinationV1Api),
     namespace: o.leaseNamespace,
@@ -310,9 +446,11 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ...(o.retryPeriodMs !== undefined && { retryPeriodMs: o.retryPeriodMs }),
     log,
     metrics,
-    onStartedLeading: () => controller.start(),
+    onStartedLeading: () => {
+      for (const c of controllers) c.start()
+    },
     onStoppedLeading: () => {
-      void controller.stop()
+      for (const c of controllers) void c.stop()
       if (!stopping) o.onLostLeadership?.()
     },
   })
@@ -337,10 +475,13 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     get reconciles() {
       return reconciles
     },
+    get exchangeReconciles() {
+      return exchangeReconciles
+    },
     async stop() {
       stopping = true
       await elector.stop()
-      await controller.stop()
+      await Promise.all(controllers.map((c) => c.stop()))
       await Promise.all([markets.stop(), exchanges.stop(), deployments.stop()])
       await http?.close()
     },
