@@ -1,0 +1,285 @@
+/**
+ * The Exchange and Wallet controllers against the real control plane of scripts/cluster (`make e2e`), the
+ * operator run in this process as in operator.test.ts. An Exchange yields its migration Job first (kwok
+ * completes Job pods), then the gateway, ws, cron and analytics-syncer Deployments and Services, PDBs, HPAs
+ * for gateway and ws, the Grafana dashboard ConfigMap, all owned by the Exchange, and reports Ready once
+ * kwok has made the pods Ready. No prometheus-operator CRDs are installed here, so no ServiceMonitors.
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import {
+  AppsV1Api,
+  AutoscalingV2Api,
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PolicyV1Api,
+} from '@kubernetes/client-node'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createLogger } from '../lib/log.ts'
+import { createRegistry } from '../lib/metrics.ts'
+import { httpEngineClient } from '../operator/engine-client.ts'
+import type { Exchange } from '../operator/market.ts'
+import { type Operator, type OperatorOptions, startOperator } from '../operator/operator.ts'
+
+const root = join(import.meta.dirname, '..')
+const run = promisify(execFile)
+const kubeconfigPath = process.env.KUBECONFIG
+if (!kubeconfigPath) throw new Error('KUBECONFIG is not set: run the e2e suites with `make e2e`')
+const kubectlBin = process.env.BOURSE_KUBECTL ?? 'kubectl'
+
+const kc = new KubeConfig()
+kc.loadFromFile(kubeconfigPath)
+const core = kc.makeApiClient(CoreV1Api)
+const apps = kc.makeApiClient(AppsV1Api)
+const batch = kc.makeApiClient(BatchV1Api)
+const policy = kc.makeApiClient(PolicyV1Api)
+const autoscaling = kc.makeApiClient(AutoscalingV2Api)
+const custom = kc.makeApiClient(CustomObjectsApi)
+const namespace = `bourse-e2e-platform-${randomBytes(4).toString('hex')}`
+const group = 'bourse.dev'
+const version = 'v1alpha1'
+const log = createLogger('operator-platform-e2e', { level: 'warn' })
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 45_000): Promise<T> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== false) return v
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+const exchange = {
+  apiVersion: `${group}/${version}`,
+  kind: 'Exchange',
+  metadata: { name: 'bourse', namespace },
+  spec: {
+    image: 'ghcr.io/bourse/bourse:0.1.0',
+    postgres: { secretRef: { name: 'bourse-postgres' } },
+    redis: { secretRef: { name: 'bourse-redis', key: 'nodes' } },
+    nsq: { secretRef: { name: 'bourse-nsq' } },
+    clickhouse: { secretRef: { name: 'bourse-clickhouse' } },
+    assets: [
+      { symbol: 'BTC', precision: 8 },
+      { symbol: 'ETH', precision: 8 },
+      { symbol: 'USDT', precision: 2 },
+    ],
+    gateway: { replicas: 2 },
+    ws: { replicas: 2 },
+    cron: { replicas: 2 },
+    monitoring: { serviceMonitors: true, grafanaDashboard: true },
+  },
+}
+const market = {
+  apiVersion: `${group}/${version}`,
+  kind: 'Market',
+  metadata: { name: 'btc-usdt', namespace },
+  spec: {
+    exchangeRef: { name: 'bourse' },
+    base: 'BTC',
+    quote: 'USDT',
+    tickSize: '0.01',
+    lotSize: '0.00001',
+    minNotional: '5',
+    makerFee: '0.001',
+    takerFee: '0.001',
+  },
+}
+
+const getExchange = () =>
+  custom.getNamespacedCustomObject({
+    group,
+    version,
+    namespace,
+    plural: 'exchanges',
+    name: 'bourse',
+  }) as Promise<Exchange>
+
+let op: Operator
+const extra: Partial<OperatorOptions> = {}
+
+beforeAll(async () => {
+  await run(kubectlBin, [
+    '--kubeconfig',
+    kubeconfigPath,
+    'apply',
+    '--server-side',
+    '--field-manager=bourse-e2e',
+    '-f',
+    join(root, 'crds'),
+  ])
+  await run(kubectlBin, [
+    '--kubeconfig',
+    kubeconfigPath,
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/exchanges.bourse.dev',
+    'crd/markets.bourse.dev',
+    'crd/wallets.bourse.dev',
+  ])
+  await core.createNamespace({ body: { metadata: { name: namespace } } })
+  await until('the default ServiceAccount', () =>
+    core.readNamespacedServiceAccount({ name: 'default', namespace }),
+  )
+  await custom.createNamespacedCustomObject({
+    group,
+    version,
+    namespace,
+    plural: 'exchanges',
+    body: exchange,
+  })
+  await custom.createNamespacedCustomObject({ group, version, namespace, plural: 'markets', body: market })
+  op = await startOperator({
+    kc,
+    log,
+    registry: createRegistry({ defaultMetrics: false }),
+    engine: httpEngineClient({ baseUrl: () => 'http://127.0.0.1:9', openOrderUsers: async () => [] }),
+    watchNamespace: namespace,
+    leaseNamespace: namespace,
+    identity: 'operator-platform',
+    leaseDurationMs: 4000,
+    renewDeadlineMs: 3000,
+    retryPeriodMs: 500,
+    resyncMs: 2000,
+    ...extra,
+  })
+  await until('the operator to lead', async () => op.isLeader)
+})
+
+afterAll(async () => {
+  await op?.stop().catch(() => {})
+  await core.deleteNamespace({ name: namespace }).catch(() => {})
+})
+
+describe('the Exchange controller', () => {
+  test('runs the migration Job before any component Deployment', async () => {
+    const x = await getExchange()
+    const jobs = await until('the migration Job', async () => {
+      const l = await batch.listNamespacedJob({ namespace })
+      return l.items.length > 0 && l.items
+    })
+    expect(jobs).toHaveLength(1)
+    const job = jobs[0]!
+    expect(job.metadata!.name).toMatch(/^bourse-migrate-/)
+    expect(job.spec!.template.spec!.containers[0]!.args).toEqual(['migrate'])
+    expect(job.metadata!.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'Exchange', name: 'bourse', uid: x.metadata!.uid, controller: true }),
+    ])
+    const done = await until('the migration Job to succeed', async () => {
+      const j = await batch.readNamespacedJob({ name: job.metadata!.name!, namespace })
+      return (j.status?.succeeded ?? 0) > 0 && j
+    })
+    const gw = await until('the gateway Deployment', () =>
+      apps.readNamespacedDeployment({ name: 'bourse-gateway', namespace }),
+    )
+    // The Deployments came after the Job had completed.
+    expect(new Date(gw.metadata!.creationTimestamp!).getTime()).toBeGreaterThanOrEqual(
+      new Date(done.status!.completionTime!).getTime() - 1000,
+    )
+  })
+
+  test('creates the component Deployments, Services, PDBs, HPAs and dashboard, owned by the Exchange', async () => {
+    const x = await getExchange()
+    const owned = expect.arrayContaining([
+      expect.objectContaining({ kind: 'Exchange', name: 'bourse', uid: x.metadata!.uid, controller: true }),
+    ])
+    for (const c of ['gateway', 'ws', 'cron', 'analytics']) {
+      const d = await until(`the ${c} Deployment`, () =>
+        apps.readNamespacedDeployment({ name: `bourse-${c}`, namespace }),
+      )
+      const svc = await until(`the ${c} Service`, () =>
+        core.readNamespacedService({ name: `bourse-${c}`, namespace }),
+      )
+      expect(d.metadata!.ownerReferences).toEqual(owned)
+      expect(svc.metadata!.ownerReferences).toEqual(owned)
+      const k = d.spec!.template.spec!.containers[0]!
+      expect(k.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true })
+      expect(k.resources!.limits).toBeDefined()
+      expect(k.readinessProbe!.httpGet!.path).toBe('/readyz')
+      expect(d.spec!.template.metadata!.annotations!['prometheus.io/scrape']).toBe('true')
+      expect(d.metadata!.managedFields!.filter((f) => f.operation === 'Apply').map((f) => f.manager)).toEqual(
+        ['bourse-operator'],
+      )
+    }
+    const gw = await apps.readNamespacedDeployment({ name: 'bourse-gateway', namespace })
+    const env = Object.fromEntries(gw.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e]))
+    expect(env.BOURSE_DATABASE_URL!.valueFrom!.secretKeyRef).toEqual({ name: 'bourse-postgres', key: 'url' })
+    expect(env.BOURSE_ENGINES!.value).toBe('BTCUSDT=http://engine-btc-usdt:7000')
+    const keys = await core.readNamespacedSecret({ name: 'bourse-gateway-keys', namespace })
+    expect(Buffer.from(keys.data!.keyEncryptionSecret!, 'base64').toString()).toMatch(/^[0-9a-f]{64}$/)
+
+    for (const c of ['gateway', 'ws', 'cron'])
+      expect(
+        (await policy.readNamespacedPodDisruptionBudget({ name: `bourse-${c}`, namespace })).spec,
+      ).toMatchObject({ maxUnavailable: 1 })
+    const pdbs = await policy.listNamespacedPodDisruptionBudget({ namespace })
+    expect(pdbs.items.map((p) => p.metadata!.name).sort()).toEqual([
+      'bourse-cron',
+      'bourse-gateway',
+      'bourse-ws',
+    ])
+    const hpas = await autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace })
+    expect(hpas.items.map((h) => h.metadata!.name).sort()).toEqual(['bourse-gateway', 'bourse-ws'])
+    expect(hpas.items[0]!.spec!.minReplicas).toBe(2)
+    const cm = await core.readNamespacedConfigMap({ name: 'bourse-grafana-dashboard', namespace })
+    expect(cm.metadata!.labels!.grafana_dashboard).toBe('1')
+    expect(JSON.parse(cm.data!['bourse.json']!).panels.length).toBeGreaterThan(0)
+  })
+
+  test('reports Ready with the migrated image, the market count and observedGeneration', async () => {
+    const x = await until(
+      'Exchange Ready',
+      async () => {
+        const x = await getExchange()
+        return x.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' && x
+      },
+      60_000,
+    )
+    expect(x.status).toMatchObject({
+      phase: 'Ready',
+      markets: 1,
+      migratedVersion: 'ghcr.io/bourse/bourse:0.1.0',
+      observedGeneration: x.metadata!.generation,
+    })
+  })
+
+  test('switching the dashboard off removes it; a new Market reaches the gateway', async () => {
+    await custom.patchNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: 'exchanges',
+      name: 'bourse',
+      body: [{ op: 'replace', path: '/spec/monitoring/grafanaDashboard', value: false }],
+    })
+    await until('the dashboard gone', async () => {
+      const l = await core.listNamespacedConfigMap({ namespace, labelSelector: 'grafana_dashboard=1' })
+      return l.items.length === 0
+    })
+    await custom.createNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: 'markets',
+      body: { ...market, metadata: { name: 'eth-usdt', namespace }, spec: { ...market.spec, base: 'ETH' } },
+    })
+    await until('the gateway to know both engines', async () => {
+      const gw = await apps.readNamespacedDeployment({ name: 'bourse-gateway', namespace })
+      const v = gw.spec!.template.spec!.containers[0]!.env!.find((e) => e.name === 'BOURSE_ENGINES')?.value
+      return v === 'BTCUSDT=http://engine-btc-usdt:7000,ETHUSDT=http://engine-eth-usdt:7000'
+    })
+    await until('markets: 2', async () => (await getExchange()).status?.markets === 2)
+  })
+})
