@@ -54,6 +54,17 @@ import {
   VERSION,
 } from './market.ts'
 import { operatorMetrics } from './metrics.ts'
+import {
+  computeWalletStatus,
+  desiredSyncerDeployment,
+  desiredSyncerService,
+  desiredWalletConfigMap,
+  SYNCER_PORT,
+  type SyncerStatus,
+  syncerName,
+  type Wallet,
+  type WalletObserved,
+} from './wallet.ts'
 
 export interface OperatorOptions {
   kc: KubeConfig
@@ -75,6 +86,12 @@ export interface OperatorOptions {
   /** Serve /metrics /healthz /readyz on this port (0: any); none when undefined. */
   httpPort?: number
   httpHost?: string
+  /**
+   * A Wallet's syncer /status (head, scanned, lag); undefined when unreachable. Default: GET
+   * http://syncer-<wallet>.<namespace>.svc:9090/status with a 2 s timeout (unreachable outside the cluster
+   * and on kwok, where the Wallet is then reported from its Deployment alone).
+   */
+  syncerStatus?: (w: Wallet) => Promise<SyncerStatus | undefined>
   /** Called when leadership is lost (main exits, as controller-runtime does). */
   onLostLeadership?: () => void
 }
@@ -87,6 +104,8 @@ export interface Operator {
   readonly reconciles: number
   /** Number of Exchange reconciles this instance ran. */
   readonly exchangeReconciles: number
+  /** Number of Wallet reconciles this instance ran. */
+  readonly walletReconciles: number
   stop(): Promise<void>
 }
 
@@ -107,6 +126,8 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const resync = o.resyncMs ?? 30_000
   let reconciles = 0
   let exchangeReconciles = 0
+  let walletReconciles = 0
+  const syncerStatus = o.syncerStatus ?? httpSyncerStatus
   const core = kc.makeApiClient(CoreV1Api)
   const apis = kc.makeApiClient(ApisApi)
   let stopping = false
@@ -123,7 +144,13 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ...(o.workers !== undefined && { workers: o.workers }),
   })
   const exchangeQueue = exchangeController.queue
-  const controllers = [controller, exchangeController]
+  const walletController = new Controller('wallet', (key) => reconcileWallet(key), {
+    log,
+    metrics,
+    ...(o.workers !== undefined && { workers: o.workers }),
+  })
+  const walletQueue = walletController.queue
+  const controllers = [controller, exchangeController, walletController]
 
   const crdPath = (p: string) => `/apis/${GROUP}/${VERSION}${ns ? `/namespaces/${ns}` : ''}/${p}`
   const listCustom = (p: string) => async () =>
@@ -149,6 +176,13 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       exchangeQueue.add(keyOf(m.metadata!.namespace!, m.spec.exchangeRef.name))
     },
   })
+  const wallets: Informer<Wallet> = await startInformer<Wallet>({
+    kc,
+    path: crdPath('wallets'),
+    list: listCustom('wallets'),
+    log,
+    onChange: (w) => walletQueue.add(keyOf(w.metadata!.namespace!, w.metadata!.name!)),
+  })
   const exchanges: Informer<Exchange> = await startInformer<Exchange>({
     kc,
     path: crdPath('exchanges'),
@@ -156,6 +190,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     log,
     onChange: (x) => {
       exchangeQueue.add(keyOf(x.metadata!.namespace!, x.metadata!.name!))
+      for (const w of wallets.list(x.metadata!.namespace))
+        if (w.spec.exchangeRef.name === x.metadata!.name)
+          walletQueue.add(keyOf(w.metadata!.namespace!, w.metadata!.name!))
       for (const m of markets.list(x.metadata!.namespace))
         if (m.spec.exchangeRef.name === x.metadata!.name)
           queue.add(keyOf(m.metadata!.namespace!, m.metadata!.name!))
@@ -177,7 +214,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     onChange: (d) => {
       const owner = d.metadata?.ownerReferences?.find((r) => r.controller)
       if (!owner?.apiVersion.startsWith(`${GROUP}/`)) return
-      const q = owner.kind === 'Market' ? queue : owner.kind === 'Exchange' ? exchangeQueue : undefined
+      const q = { Market: queue, Exchange: exchangeQueue, Wallet: walletQueue }[owner.kind]
       q?.add(keyOf(d.metadata!.namespace!, owner.name))
     },
   })
@@ -436,6 +473,44 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     return { requeueAfterMs: resync }
   }
 
+  async function reconcileWallet(key: string): Promise<ReconcileResult | undefined> {
+    walletReconciles++
+    const [namespace, name] = key.split('/') as [string, string]
+    const w = wallets.get(namespace, name)
+    if (!w || w.metadata!.deletionTimestamp) return undefined // the garbage collector removes the children
+    const writeStatus = async (observed: WalletObserved) => {
+      const status = computeWalletStatus(w, observed)
+      await applyStatusOf(w, 'wallets', 'Wallet', status)
+      if (w.status?.phase !== status.phase)
+        await events.record(
+          regardingOf(w, 'Wallet'),
+          status.phase === 'Degraded' || status.phase === 'Pending' ? 'Warning' : 'Normal',
+          `Phase${status.phase}`,
+          'Reconcile',
+          `wallet is ${status.phase}`,
+        )
+    }
+    const x = exchanges.get(namespace, w.spec.exchangeRef.name)
+    if (!x) {
+      await writeStatus({ exchangeFound: false })
+      return { requeueAfterMs: resync }
+    }
+    let deployment: Deployment
+    try {
+      await apply(desiredWalletConfigMap(w))
+      await apply(desiredSyncerService(w))
+      deployment = await apply(desiredSyncerDeployment(w, x))
+    } catch (err) {
+      const message = describe(err)
+      await events.record(regardingOf(w, 'Wallet'), 'Warning', 'ApplyFailed', 'Apply', message)
+      await writeStatus({ exchangeFound: true, error: message })
+      throw err
+    }
+    const syncer = await syncerStatus(w).catch(() => undefined)
+    await writeStatus({ exchangeFound: true, deployment, ...(syncer && { syncer }) })
+    return { requeueAfterMs: resync }
+  }
+
   const elector = new LeaderElector({
     coordination: kc.makeApiClient(CoordinationV1Api),
     namespace: o.leaseNamespace,
@@ -463,7 +538,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
           port: o.httpPort,
           ...(o.httpHost && { host: o.httpHost }),
           registry: o.registry,
-          ready: () => markets.synced && exchanges.synced && deployments.synced,
+          ready: () => markets.synced && exchanges.synced && wallets.synced && deployments.synced,
         })
 
   return {
@@ -478,12 +553,34 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     get exchangeReconciles() {
       return exchangeReconciles
     },
+    get walletReconciles() {
+      return walletReconciles
+    },
     async stop() {
       stopping = true
       await elector.stop()
       await Promise.all(controllers.map((c) => c.stop()))
-      await Promise.all([markets.stop(), exchanges.stop(), deployments.stop()])
+      await Promise.all([markets.stop(), exchanges.stop(), wallets.stop(), deployments.stop()])
       await http?.close()
     },
+  }
+}
+
+/** GET the syncer's /status through its Service; undefined when it does not answer within 2 s. */
+export async function httpSyncerStatus(w: Wallet): Promise<SyncerStatus | undefined> {
+  const url = `http://${syncerName(w)}.${w.metadata!.namespace}.svc:${SYNCER_PORT}/status`
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
+    if (!res.ok) return undefined
+    const body = (await res.json()) as Partial<SyncerStatus>
+    if (typeof body.head !== 'number' || typeof body.scanned !== 'number') return undefined
+    return {
+      head: body.head,
+      scanned: body.scanned,
+      lag: typeof body.lag === 'number' ? body.lag : Math.max(0, body.head - body.scanned),
+      lastError: body.lastError ?? null,
+    }
+  } catch {
+    return undefined
   }
 }
