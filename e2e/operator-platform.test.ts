@@ -4,6 +4,8 @@
  * completes Job pods), then the gateway, ws, cron and analytics-syncer Deployments and Services, PDBs, HPAs
  * for gateway and ws, the Grafana dashboard ConfigMap, all owned by the Exchange, and reports Ready once
  * kwok has made the pods Ready. No prometheus-operator CRDs are installed here, so no ServiceMonitors.
+ * A Wallet yields its syncer Deployment, ConfigMap and Service; its head, scanned block and lag come from a
+ * stand-in for the syncer's /status (none runs on kwok).
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -24,6 +26,7 @@ import { createRegistry } from '../lib/metrics.ts'
 import { httpEngineClient } from '../operator/engine-client.ts'
 import type { Exchange } from '../operator/market.ts'
 import { type Operator, type OperatorOptions, startOperator } from '../operator/operator.ts'
+import type { Wallet } from '../operator/wallet.ts'
 
 const root = join(import.meta.dirname, '..')
 const run = promisify(execFile)
@@ -107,7 +110,9 @@ const getExchange = () =>
   }) as Promise<Exchange>
 
 let op: Operator
-const extra: Partial<OperatorOptions> = {}
+// The syncer stand-in: no syncer runs on kwok, so its /status is answered here (undefined: unreachable).
+let syncer: { head: number; scanned: number; lag: number } | undefined
+const extra: Partial<OperatorOptions> = { syncerStatus: async () => syncer }
 
 beforeAll(async () => {
   await run(kubectlBin, [
@@ -281,5 +286,109 @@ describe('the Exchange controller', () => {
       return v === 'BTCUSDT=http://engine-btc-usdt:7000,ETHUSDT=http://engine-eth-usdt:7000'
     })
     await until('markets: 2', async () => (await getExchange()).status?.markets === 2)
+  })
+})
+
+const XPUB =
+  'xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8'
+const wallet = (name: string, exchangeName = 'bourse') => ({
+  apiVersion: `${group}/${version}`,
+  kind: 'Wallet',
+  metadata: { name, namespace },
+  spec: {
+    exchangeRef: { name: exchangeName },
+    chain: { id: 1, name: 'ethereum' },
+    rpc: { secretRef: { name: 'ethereum-rpc' } },
+    confirmations: 12,
+    assets: [{ symbol: 'ETH', native: true, decimals: 18 }],
+    depositKey: { xpub: XPUB },
+    hotWallet: { keySecretRef: { name: 'ethereum-hot-wallet' } },
+    coldWallet: { address: '0x00000000219ab540356cBB839Cbe05303d7705Fa' },
+    gasKeeper: { keySecretRef: { name: 'ethereum-gas-keeper' }, minBalance: '0.5' },
+  },
+})
+const getWallet = (name: string) =>
+  custom.getNamespacedCustomObject({ group, version, namespace, plural: 'wallets', name }) as Promise<Wallet>
+
+describe('the Wallet controller', () => {
+  test('creates the syncer Deployment, ConfigMap and Service, owned by the Wallet', async () => {
+    await custom.createNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: 'wallets',
+      body: wallet('ethereum'),
+    })
+    const w = await getWallet('ethereum')
+    const d = await until('the syncer Deployment', () =>
+      apps.readNamespacedDeployment({ name: 'syncer-ethereum', namespace }),
+    )
+    const cm = await until('the ConfigMap', () =>
+      core.readNamespacedConfigMap({ name: 'syncer-ethereum', namespace }),
+    )
+    const svc = await until('the Service', () =>
+      core.readNamespacedService({ name: 'syncer-ethereum', namespace }),
+    )
+    for (const child of [d, cm, svc])
+      expect(child.metadata!.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'Wallet', name: 'ethereum', uid: w.metadata!.uid, controller: true }),
+      ])
+    expect(d.spec!.replicas).toBe(1)
+    expect(d.spec!.strategy!.type).toBe('Recreate')
+    const pod = d.spec!.template.spec!
+    const c = pod.containers[0]!
+    expect(c.args).toEqual(['syncer', '--wallet', 'ethereum'])
+    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true })
+    const env = Object.fromEntries(c.env!.map((e) => [e.name, e]))
+    expect(env.BOURSE_CHAIN_RPC_URL!.valueFrom!.secretKeyRef).toEqual({ name: 'ethereum-rpc', key: 'urls' })
+    expect(env.BOURSE_WALLET_FILE!.value).toBe('/etc/bourse/wallet.json')
+    expect(env.BOURSE_WALLET_HOT_KEY_FILE!.value).toBe('/var/run/secrets/bourse/hot-wallet/privateKey')
+    expect(pod.volumes!.find((v) => v.name === 'hot-wallet')!.secret!.secretName).toBe('ethereum-hot-wallet')
+    expect(JSON.stringify(c.env)).not.toContain('ethereum-hot-wallet')
+    expect(JSON.parse(cm.data!['wallet.json']!)).toMatchObject({
+      chain: { id: 1 },
+      depositKey: { xpub: XPUB },
+    })
+  })
+
+  test('reports Following from the Deployment alone, then head, scanned and lag from the syncer', async () => {
+    const w = await until('Wallet Ready', async () => {
+      const w = await getWallet('ethereum')
+      return w.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' && w
+    })
+    expect(w.status).toMatchObject({ phase: 'Following', observedGeneration: w.metadata!.generation })
+    syncer = { head: 21_000_000, scanned: 20_999_000, lag: 1000 }
+    const behind = await until('CatchingUp', async () => {
+      const w = await getWallet('ethereum')
+      return w.status?.phase === 'CatchingUp' && w
+    })
+    expect(behind.status).toMatchObject({ headBlock: 21_000_000, processedBlock: 20_999_000 })
+    expect(behind.status!.conditions!.find((c) => c.type === 'Ready')!.message).toContain(
+      '1000 blocks behind',
+    )
+    syncer = { head: 21_000_010, scanned: 21_000_008, lag: 2 }
+    const following = await until('Following again', async () => {
+      const w = await getWallet('ethereum')
+      return w.status?.phase === 'Following' && w.status.headBlock === 21_000_010 && w
+    })
+    expect(following.status!.processedBlock).toBe(21_000_008)
+  })
+
+  test('a Wallet of a missing Exchange is Pending and gets no syncer', async () => {
+    await custom.createNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: 'wallets',
+      body: wallet('orphan', 'nope'),
+    })
+    const w = await until('Pending', async () => {
+      const w = await getWallet('orphan')
+      return w.status?.phase === 'Pending' && w
+    })
+    expect(w.status!.conditions!.find((c) => c.type === 'Ready')!.reason).toBe('ExchangeNotFound')
+    expect(
+      (await apps.listNamespacedDeployment({ namespace, labelSelector: 'bourse.dev/wallet=orphan' })).items,
+    ).toEqual([])
   })
 })
