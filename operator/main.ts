@@ -1,5 +1,5 @@
 /**
- * `bourse operator`: reconciles Markets (Exchanges and Wallets to come) in the cluster it runs in (or the
+ * `bourse operator`: reconciles Markets, Exchanges and Wallets in the cluster it runs in (or the
  * one KUBECONFIG names). Env: BOURSE_OPERATOR_NAMESPACE (the Lease's namespace, default the pod's),
  * BOURSE_WATCH_NAMESPACE (one namespace; default all), BOURSE_OPERATOR_PORT (/metrics /healthz /readyz,
  * default 8080), BOURSE_HTTP_HOST (default 0.0.0.0), POD_NAME (leader identity).

@@ -1,7 +1,7 @@
 /**
- * The operator: informers on Markets, Exchanges and the engine Deployments it manages (all namespaces, or
- * one), a Market controller, leader election on a Lease (only the leader's workers reconcile; the others
- * keep warm caches), /healthz, /readyz (caches synced) and /metrics.
+ * The operator: informers on Markets, Exchanges, Wallets and the Deployments it manages (all namespaces, or
+ * one), Market, Exchange and Wallet controllers, leader election on a Lease (only the leader's workers
+ * reconcile; the others keep warm caches), /healthz, /readyz (caches synced) and /metrics.
  */
 import { hostname } from 'node:os'
 import {
