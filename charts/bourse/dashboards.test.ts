@@ -98,7 +98,8 @@ describe('metric names', () => {
       'process_cpu_seconds_total',
     ])
       expect(exported).toContain(n)
-    expect(exported).not.toContain('bourse_gateway_requests_total')
+    expect(exported).toContain('bourse_gateway_requests_total')
+    expect(exported).not.toContain('bourse_made_up_total')
   })
 
   it('parses PromQL', () => {

@@ -16,6 +16,7 @@ import { binanceRoutes } from './binance/routes.ts'
 import type { EngineClient } from './engine-client.ts'
 import { MarketDirectory } from './markets.ts'
 import { openApiDocument } from './openapi.ts'
+import { requestMetrics } from './request-metrics.ts'
 import type { OidcConfig } from './v1/auth.ts'
 import { v1Routes } from './v1/routes.ts'
 
@@ -51,43 +52,48 @@ export interface GatewayDeps {
 
 export function createGatewayApp(deps: GatewayDeps): Hono {
   const app = new Hono()
+  app.use(requestMetrics())
   const now = deps.now ?? Date.now
+  // One key store for every route family, so a revoked key stops working everywhere at once.
+  const keys = new ApiKeyStore(deps.db, deps.config.keyEncryptionKey)
+  const ip = (c: Context) => clientIp(c, deps.config.trustProxy)
+  const log = deps.log ?? createLogger('gateway')
   binanceRoutes(app, {
     db: deps.db,
     analytics: deps.analytics,
     engines: deps.engines,
     markets: new MarketDirectory(deps.db),
     cache: deps.cache,
-    keys: new ApiKeyStore(deps.db, deps.config.keyEncryptionKey),
+    keys,
     limiter: new RateLimiter(
       deps.cache,
       { weightPerMinute: deps.config.weightPerMinute, rejectionsBeforeBan: deps.config.rejectionsBeforeBan },
       now,
     ),
-    clientIp: (c) => clientIp(c, deps.config.trustProxy),
+    clientIp: ip,
     now,
-    log: deps.log ?? createLogger('gateway'),
+    log,
   })
   if (deps.withdrawals !== undefined) {
     withdrawRoutes(app, {
       ...deps.withdrawals,
       db: deps.db as Database,
-      keys: new ApiKeyStore(deps.db, deps.config.keyEncryptionKey),
-      clientIp: (c) => clientIp(c, deps.config.trustProxy),
+      keys,
+      clientIp: ip,
       now,
-      log: deps.log ?? createLogger('gateway'),
+      log,
     })
   }
   const endpoints = v1Routes(app, {
     db: deps.db,
     engines: deps.engines,
-    keys: new ApiKeyStore(deps.db, deps.config.keyEncryptionKey),
+    keys,
     keyEncryptionKey: deps.config.keyEncryptionKey,
     adminToken: deps.config.adminToken,
     oidc: deps.config.oidc,
-    clientIp: (c) => clientIp(c, deps.config.trustProxy),
+    clientIp: ip,
     now,
-    log: deps.log ?? createLogger('gateway'),
+    log,
   })
   let openapi: object | undefined
   app.get('/openapi.json', (c) => {
