@@ -79,6 +79,14 @@ export const CronEnv = z.object({
 
 export type CronConfig = z.output<typeof CronEnv>
 
+/** What startCron reads: everything but where the process itself connects and listens (`bourse dev` embeds it). */
+export const CronSettingsEnv = CronEnv.omit({
+  BOURSE_DATABASE_URL: true,
+  BOURSE_CRON_PORT: true,
+  BOURSE_HTTP_HOST: true,
+})
+export type CronSettings = z.output<typeof CronSettingsEnv>
+
 export interface RunningCron {
   readonly scheduler: Scheduler
   readonly lease: Lease
@@ -88,7 +96,7 @@ export interface RunningCron {
 /** Builds the jobs from the config and starts the lease and the schedules (for `bourse cron` and `bourse dev`). */
 export async function startCron(o: {
   db: Database
-  config: CronConfig
+  config: CronSettings
   registry?: Registry
   log?: Logger
   alert?: Alert

@@ -19,6 +19,7 @@ import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
 import { AnalyticsSettingsEnv, startAnalyticsSyncer } from '../analytics/main.ts'
+import { CronSettingsEnv, startCron } from '../cron/main.ts'
 import { MatchingEngine } from '../engine/engine.ts'
 import { ApiKeyStore } from '../gateway/api-keys.ts'
 import { createGatewayApp } from '../gateway/app.ts'
@@ -149,6 +150,17 @@ export async function main(args: string[]): Promise<void> {
     log: createLogger('ws'),
     keys: new ApiKeyStore(database.db, encryptionKey),
   })
+  const cron = await startCron({
+    db: database.db,
+    log: createLogger('cron'),
+    // No chain jobs: the demo balances are credited without chain backing, so reconciliation would find a
+    // deficit and pause the demo's withdrawals.
+    config: loadConfig(CronSettingsEnv, {
+      ...process.env,
+      BOURSE_CHAIN_RPC_URL: undefined,
+      BOURSE_CRON_WALLET: undefined,
+    }),
+  })
   const bot = startMarketMaker(engines, { maker, taker })
 
   console.log(
@@ -161,6 +173,7 @@ export async function main(args: string[]): Promise<void> {
       '  handler    trades → k-lines, 24h tickers, recent trades (in-process pub/sub) and chDB',
       `  analytics  chDB in ${join(dataDir, 'chdb')}: market data, and order/trade/ledger history copied from PGlite`,
       '  bot        a market maker and a taker trade on every market',
+      '  cron       leader lease; retention, ledger invariants, daily statistics (no reconciliation: demo funds have no chain backing)',
       '',
       `  chain      anvil at ${chain.rpcUrl} (chain id ${chain.chainId}, a block a second), the syncer crediting deposits`,
       `             demo token USDT (ERC-20, 6 decimals) ${chain.token}; order contract ${chain.orderBook}`,
@@ -184,6 +197,7 @@ export async function main(args: string[]): Promise<void> {
   await untilStopped()
   log.info('stopping')
   bot.stop()
+  await cron.stop()
   await chain.stop()
   await http.close()
   await ws.close()
