@@ -14,6 +14,7 @@ import { ApiKeyStore } from './api-keys.ts'
 import { RateLimiter } from './binance/rate-limit.ts'
 import { binanceRoutes } from './binance/routes.ts'
 import type { EngineClient } from './engine-client.ts'
+import { linkoraRoutes } from './linkora.ts'
 import { MarketDirectory } from './markets.ts'
 import { openApiDocument } from './openapi.ts'
 import { requestMetrics } from './request-metrics.ts'
@@ -92,6 +93,13 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     adminToken: deps.config.adminToken,
     oidc: deps.config.oidc,
     clientIp: ip,
+    now,
+    log,
+  })
+  linkoraRoutes(app, {
+    engines: deps.engines,
+    markets: new MarketDirectory(deps.db),
+    cache: deps.cache,
     now,
     log,
   })
