@@ -20,6 +20,7 @@
  *
  * Everything lives in Postgres: a restart resumes at the cursor.
  */
+
 import { sql } from 'drizzle-orm'
 import type { Address, Block, Chain, Hash, PublicClient, Transport } from 'viem'
 import { getAddress, parseAbi } from 'viem'
@@ -27,6 +28,7 @@ import { type Database, type Executor, queryRows } from '../../adapters/db/datab
 import type { dexEventTypes, dexOrderStatuses } from '../../adapters/db/schema.ts'
 import { orderBookAbi } from '../../chain/abis.ts'
 import { ChainMoved, fetchBlockRange, getBlockOrNull, mapLimit } from '../../chain/blocks.ts'
+import { passLoop } from '../../chain/pass-loop.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Counter, Gauge, metricsRegistry, type Registry } from '../../lib/metrics.ts'
 
@@ -203,8 +205,6 @@ export async function createDexIndexer(opts: DexIndexerOptions): Promise<DexInde
   let scanned = (await loadCursor(db, indexerId)).block
   let recovering = false
   let lastError: string | null = null
-  let wakeUp: (() => void) | undefined
-  let woken = false
 
   function tokenDecimals(token: Address): Promise<number | null> {
     let known = decimals.get(token)
@@ -500,6 +500,12 @@ export async function createDexIndexer(opts: DexIndexerOptions): Promise<DexInde
     }
   }
 
+  const loop = passLoop(syncOnce, {
+    fatal: (err) => err instanceof DeepReorgError,
+    failed: (err, failures) =>
+      opts.log?.error({ err, indexer: indexerId, failures }, 'dex indexer pass failed'),
+  })
+
   return {
     syncOnce,
     status: () => ({
@@ -512,38 +518,7 @@ export async function createDexIndexer(opts: DexIndexerOptions): Promise<DexInde
       recovering,
       lastError,
     }),
-    wake() {
-      woken = true
-      wakeUp?.()
-    },
-    async run({ signal, pollIntervalMs = 2000 }) {
-      let failures = 0
-      while (!signal.aborted) {
-        woken = false
-        let delay = pollIntervalMs
-        try {
-          await syncOnce()
-          failures = 0
-        } catch (err) {
-          if (err instanceof DeepReorgError) throw err
-          failures++
-          delay = Math.min(pollIntervalMs * 2 ** failures, 60_000)
-          opts.log?.error({ err, indexer: indexerId, failures }, 'dex indexer pass failed')
-        }
-        if (woken || signal.aborted) continue
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer)
-            signal.removeEventListener('abort', done)
-            wakeUp = undefined
-            resolve()
-          }
-          const timer = setTimeout(done, delay)
-          signal.addEventListener('abort', done)
-          wakeUp = done
-        })
-      }
-    },
+    ...loop,
   }
 }
 

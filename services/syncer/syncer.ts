@@ -17,11 +17,13 @@
  * Deposits go detected → confirming → credited, or orphaned (and back to detected when the new chain
  * holds the same transaction). Everything lives in Postgres: a restart resumes at the cursor.
  */
+
 import { sql } from 'drizzle-orm'
 import type { Address, Block, Chain, Hash, PublicClient, Transport } from 'viem'
 import { createPublicClient, getAddress, parseAbiItem, webSocket } from 'viem'
 import { type Database, type Executor, queryRows } from '../../adapters/db/database.ts'
 import { ChainMoved, fetchBlockRange, getBlockOrNull } from '../../chain/blocks.ts'
+import { passLoop } from '../../chain/pass-loop.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Counter, Gauge, metricsRegistry, type Registry } from '../../lib/metrics.ts'
@@ -160,8 +162,6 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
   let scanned = (await loadCursor(db, walletId)).block
   let finalized: bigint | null = null
   let lastError: string | null = null
-  let wakeUp: (() => void) | undefined
-  let woken = false
 
   const getBlock = (n: bigint, full: boolean): Promise<Block | null> => getBlockOrNull(client, n, full)
 
@@ -529,6 +529,11 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
     }
   }
 
+  const loop = passLoop(syncOnce, {
+    fatal: (err) => err instanceof DeepReorgError,
+    failed: (err, failures) => opts.log?.error({ err, wallet: walletId, failures }, 'syncer pass failed'),
+  })
+
   return {
     syncOnce,
     status: () => ({
@@ -540,38 +545,7 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
       finalized,
       lastError,
     }),
-    wake() {
-      woken = true
-      wakeUp?.()
-    },
-    async run({ signal, pollIntervalMs = 2000 }) {
-      let failures = 0
-      while (!signal.aborted) {
-        woken = false
-        let delay = pollIntervalMs
-        try {
-          await syncOnce()
-          failures = 0
-        } catch (err) {
-          if (err instanceof DeepReorgError) throw err
-          failures++
-          delay = Math.min(pollIntervalMs * 2 ** failures, 60_000)
-          opts.log?.error({ err, wallet: walletId, failures }, 'syncer pass failed')
-        }
-        if (woken || signal.aborted) continue
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer)
-            signal.removeEventListener('abort', done)
-            wakeUp = undefined
-            resolve()
-          }
-          const timer = setTimeout(done, delay)
-          signal.addEventListener('abort', done)
-          wakeUp = done
-        })
-      }
-    },
+    ...loop,
   }
 }
 
