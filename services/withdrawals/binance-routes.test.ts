@@ -13,11 +13,13 @@ import { findImbalances } from '../../ledger/invariants.ts'
 import { balancesOf } from '../../ledger/ledger.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import { createLogger } from '../../lib/log.ts'
+import { parseDecimal } from '../../lib/money.ts'
 import { createApiKey } from '../gateway/api-keys.ts'
 import { createGatewayApp } from '../gateway/app.ts'
 import { approveWithdrawal } from './withdrawals.ts'
 
 const encryptionKey = randomBytes(32)
+const ADMIN_TOKEN = 'admin-token-for-the-withdrawal-tests'
 const TOKEN = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
 const TO = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'
 let tdb: TestDatabase
@@ -68,6 +70,7 @@ beforeAll(async () => {
       weightPerMinute: 6000,
       rejectionsBeforeBan: 100,
       trustProxy: false,
+      adminToken: ADMIN_TOKEN,
     },
     log: createLogger('withdraw-test', { level: 'silent' }),
     withdrawals: {
@@ -161,5 +164,57 @@ describe('GET /sapi/v1/capital/withdraw/history', () => {
     expect(byStatus.body).toEqual([])
     const byOrderId = await call('GET', '/sapi/v1/capital/withdraw/history', { withdrawOrderId: 'w-1' })
     expect(byOrderId.body).toHaveLength(1)
+  })
+})
+
+describe('admin review of withdrawals over /v1', () => {
+  const admin = (path: string, body: Record<string, string>) =>
+    app.request(path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+  const heldForApproval = async (amount: string) => {
+    const { body } = await call('POST', '/sapi/v1/capital/withdraw/apply', {
+      coin: 'USDT',
+      network: 'ETH',
+      address: TO,
+      amount,
+    })
+    return String(body.id)
+  }
+
+  it('approves one held withdrawal and rejects another, giving its funds back', async () => {
+    const approved = await heldForApproval('150')
+    const rejected = await heldForApproval('120')
+    const before = (await balancesOf(tdb.db, user)).find((b) => b.asset === 'USDT')!.available
+
+    const ok = await admin(`/v1/admin/withdrawals/${approved}/approve`, { operator: 'ops' })
+    expect(ok.status).toBe(200)
+    expect(await ok.json()).toMatchObject({ id: approved, state: 'approved', amount: '150' })
+
+    const noReason = await admin(`/v1/admin/withdrawals/${rejected}/reject`, {})
+    expect(noReason.status).toBe(400)
+    expect(await noReason.json()).toMatchObject({ code: 'invalid_input', field: 'reason' })
+    const no = await admin(`/v1/admin/withdrawals/${rejected}/reject`, {
+      operator: 'ops',
+      reason: 'unknown address',
+    })
+    expect(await no.json()).toMatchObject({ id: rejected, state: 'rejected', failReason: 'unknown address' })
+    const after = (await balancesOf(tdb.db, user)).find((b) => b.asset === 'USDT')!.available
+    expect(parseDecimal(after, 6, { allowZero: true }) - parseDecimal(before, 6, { allowZero: true })).toBe(
+      120_000000n,
+    )
+
+    const again = await admin(`/v1/admin/withdrawals/${approved}/reject`, { reason: 'too late' })
+    expect(again.status).toBe(409)
+    expect(await findImbalances(tdb.db)).toEqual([])
+  })
+
+  it('needs the admin token, and resumes paused withdrawals', async () => {
+    const anonymous = await app.request('/v1/admin/withdrawals/resume', { method: 'POST', body: '{}' })
+    expect(anonymous.status).toBe(401)
+    const resumed = await admin('/v1/admin/withdrawals/resume', { operator: 'ops' })
+    expect(await resumed.json()).toEqual({ resumed: false })
   })
 })

@@ -16,6 +16,8 @@ import { balancesOf } from '../../../ledger/ledger.ts'
 import { adjustBalance } from '../../../ledger/operations.ts'
 import { BourseError, invalidInput } from '../../../lib/errors.ts'
 import type { Logger } from '../../../lib/log.ts'
+import { resumeWithdrawals } from '../../cron/pause.ts'
+import { approveWithdrawal, rejectWithdrawal } from '../../withdrawals/withdrawals.ts'
 import { type ApiKeyStore, createApiKey } from '../api-keys.ts'
 import type { EngineClient } from '../engine-client.ts'
 import {
@@ -38,9 +40,14 @@ import {
   MarketParams,
   MarketState,
   Me,
+  ResumeWithdrawalsBody,
+  ReviewWithdrawalBody,
   User,
   UserApiKeyParams,
   UserIdParams,
+  WithdrawalParams,
+  WithdrawalsResumed,
+  WithdrawalView,
 } from './schemas.ts'
 
 export type Auth = 'admin' | 'user' | 'none'
@@ -350,6 +357,67 @@ export function v1Endpoints(deps: V1Deps): Endpoint[] {
         },
       }),
     ),
+    ...(['approve', 'reject'] as const).map(
+      (action): Endpoint => ({
+        method: 'post',
+        path: `/v1/admin/withdrawals/{withdrawalId}/${action}`,
+        operationId: `${action}Withdrawal`,
+        summary:
+          action === 'approve'
+            ? 'Approve a withdrawal held for approval: the syncer then signs and sends it'
+            : 'Reject a withdrawal held for approval: its funds go back to the user (reason required)',
+        tag: 'admin',
+        auth: 'admin',
+        params: WithdrawalParams,
+        body: ReviewWithdrawalBody,
+        status: 200,
+        response: WithdrawalView,
+        errors: [400, 404, 409],
+        async handler({ params, body }) {
+          const b = body as z.output<typeof ReviewWithdrawalBody>
+          const operator = b.operator ?? 'admin'
+          if (action === 'reject' && b.reason === undefined)
+            throw invalidInput('reason', 'is required to reject')
+          const w =
+            action === 'approve'
+              ? await approveWithdrawal(db as Database, params.withdrawalId, operator)
+              : await rejectWithdrawal(db as Database, params.withdrawalId, operator, b.reason!)
+          deps.log.info({ withdrawal: String(w.id), state: w.state, operator }, `withdrawal ${action}`)
+          return {
+            id: String(w.id),
+            userId: String(w.userId),
+            asset: w.asset,
+            network: w.walletId,
+            address: w.toAddress,
+            amount: w.amount,
+            state: w.state,
+            txHash: w.txHash,
+            failReason: w.failReason,
+          }
+        },
+      }),
+    ),
+    {
+      method: 'post',
+      path: '/v1/admin/withdrawals/resume',
+      operationId: 'resumeWithdrawals',
+      summary: 'Resume withdrawals paused by reconciliation (liabilities exceeded on-chain holdings)',
+      tag: 'admin',
+      auth: 'admin',
+      body: ResumeWithdrawalsBody,
+      status: 200,
+      response: WithdrawalsResumed,
+      errors: [400],
+      async handler({ body }) {
+        const b = body as z.output<typeof ResumeWithdrawalsBody>
+        const resumed = await resumeWithdrawals(db, {
+          by: b.operator ?? 'admin',
+          ...(b.wallet && { scope: b.wallet }),
+        })
+        deps.log.info({ resumed, wallet: b.wallet ?? '*' }, 'withdrawals resume')
+        return { resumed }
+      },
+    },
     {
       method: 'post',
       path: '/v1/admin/balance-adjustments',

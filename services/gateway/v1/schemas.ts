@@ -187,3 +187,32 @@ export const Adjustment = z.object({
   idempotencyKey: z.string(),
   balance: Balance,
 })
+
+export const WithdrawalParams = z.strictObject({ withdrawalId: Id })
+
+export const ReviewWithdrawalBody = z.strictObject({
+  /** Who decided, for the record. */
+  operator: z.string().min(1).max(100).optional(),
+  /** Why a withdrawal is rejected (required to reject). */
+  reason: z.string().min(1).max(500).optional(),
+})
+
+export const WithdrawalView = z.object({
+  id: z.string(),
+  userId: z.string(),
+  asset: z.string(),
+  network: z.string(),
+  address: z.string(),
+  amount: z.string(),
+  state: z.string(),
+  txHash: z.string().nullable(),
+  failReason: z.string().nullable(),
+})
+
+export const ResumeWithdrawalsBody = z.strictObject({
+  operator: z.string().min(1).max(100).optional(),
+  /** A wallet id, or omitted for the exchange-wide pause reconciliation sets. */
+  wallet: z.string().min(1).max(100).optional(),
+})
+
+export const WithdrawalsResumed = z.object({ resumed: z.boolean() })
