@@ -94,6 +94,13 @@ export const Decimal = z
   .string()
   .regex(/^-?[0-9]{1,30}(\.[0-9]{1,30})?$/, 'expected a decimal string such as -1.5')
 
+/** Who acted, for the audit trail. */
+const Operator = z
+  .string()
+  .regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'expected 1-64 characters of [A-Za-z0-9_.@-]')
+  .optional()
+  .meta({ description: 'Who made it, for the audit trail (default "admin").' })
+
 export const AdjustBalanceBody = z.strictObject({
   userId: Id,
   asset: Asset,
@@ -107,11 +114,7 @@ export const AdjustBalanceBody = z.strictObject({
     .regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'expected 1-100 characters of [A-Za-z0-9_.:-]')
     .optional()
     .meta({ description: 'The same key books the adjustment once; default: a new key per request.' }),
-  operator: z
-    .string()
-    .regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'expected 1-64 characters of [A-Za-z0-9_.@-]')
-    .optional()
-    .meta({ description: 'Who made it, for the audit trail (default "admin").' }),
+  operator: Operator,
 })
 
 // ---- Responses
@@ -191,10 +194,10 @@ export const Adjustment = z.object({
 export const WithdrawalParams = z.strictObject({ withdrawalId: Id })
 
 export const ReviewWithdrawalBody = z.strictObject({
-  /** Who decided, for the record. */
-  operator: z.string().min(1).max(100).optional(),
-  /** Why a withdrawal is rejected (required to reject). */
-  reason: z.string().min(1).max(500).optional(),
+  operator: Operator,
+  reason: text(1, 500)
+    .optional()
+    .meta({ description: 'Why a withdrawal is rejected (required to reject); kept with the withdrawal.' }),
 })
 
 export const WithdrawalView = z.object({
@@ -210,9 +213,12 @@ export const WithdrawalView = z.object({
 })
 
 export const ResumeWithdrawalsBody = z.strictObject({
-  operator: z.string().min(1).max(100).optional(),
-  /** A wallet id, or omitted for the exchange-wide pause reconciliation sets. */
-  wallet: z.string().min(1).max(100).optional(),
+  operator: Operator,
+  wallet: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'expected a Wallet resource name')
+    .optional()
+    .meta({ description: 'A wallet id, or omitted for the exchange-wide pause that reconciliation sets.' }),
 })
 
 export const WithdrawalsResumed = z.object({ resumed: z.boolean() })
