@@ -69,3 +69,21 @@ export async function fetchBlockRange(
   }
   return linked
 }
+
+/**
+ * Walks back from `from` (no further than `floor`, nor below block 0) to the newest block whose stored hash
+ * the chain still holds: the fork point after a reorg. Stops at the first block with no stored hash.
+ */
+export async function findForkPoint(
+  from: bigint,
+  floor: bigint,
+  storedHash: (n: bigint) => Promise<string | undefined>,
+  chainHash: (n: bigint) => Promise<string | undefined>,
+): Promise<{ number: bigint; hash: string } | undefined> {
+  for (let n = from; n >= floor && n >= 0n; n--) {
+    const stored = await storedHash(n)
+    if (stored === undefined) return undefined
+    if ((await chainHash(n)) === stored) return { number: n, hash: stored }
+  }
+  return undefined
+}

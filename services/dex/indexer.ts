@@ -27,7 +27,7 @@ import { getAddress, parseAbi } from 'viem'
 import { type Database, type Executor, queryRows } from '../../adapters/db/database.ts'
 import type { dexEventTypes, dexOrderStatuses } from '../../adapters/db/schema.ts'
 import { orderBookAbi } from '../../chain/abis.ts'
-import { ChainMoved, fetchBlockRange, getBlockOrNull, mapLimit } from '../../chain/blocks.ts'
+import { ChainMoved, fetchBlockRange, findForkPoint, getBlockOrNull, mapLimit } from '../../chain/blocks.ts'
 import { passLoop } from '../../chain/pass-loop.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Counter, Gauge, metricsRegistry, type Registry } from '../../lib/metrics.ts'
@@ -352,20 +352,18 @@ export async function createDexIndexer(opts: DexIndexerOptions): Promise<DexInde
 
   /** The chain no longer holds the cursor's block: find the fork point, remove what lies above it. */
   async function rollBack(cursor: Cursor): Promise<{ depth: number; removed: number }> {
-    let n = cursor.block < head ? cursor.block : head
-    let fork: { number: bigint; hash: string | null } | undefined
-    for (; n >= cursor.block - keepBlocks && n >= 0n; n--) {
-      const [stored] = await queryRows<{ hash: string }>(
-        db,
-        sql`select hash from dex_blocks where indexer_id = ${indexerId} and number = ${n}`,
-      )
-      if (stored === undefined) break
-      const onChain = await getBlockOrNull(client, n)
-      if (onChain !== null && onChain.hash === stored.hash) {
-        fork = { number: n, hash: stored.hash }
-        break
-      }
-    }
+    let fork: { number: bigint; hash: string | null } | undefined = await findForkPoint(
+      cursor.block < head ? cursor.block : head,
+      cursor.block - keepBlocks,
+      async (n) =>
+        (
+          await queryRows<{ hash: string }>(
+            db,
+            sql`select hash from dex_blocks where indexer_id = ${indexerId} and number = ${n}`,
+          )
+        )[0]?.hash,
+      async (n) => (await getBlockOrNull(client, n))?.hash ?? undefined,
+    )
     if (fork === undefined) {
       const [lowest] = await queryRows<{ number: bigint | null }>(
         db,
@@ -380,7 +378,7 @@ export async function createDexIndexer(opts: DexIndexerOptions): Promise<DexInde
         fork = { number: BigInt(start!.start_block) - 1n, hash: null }
       } else {
         throw new DeepReorgError(
-          `dex indexer ${indexerId}: the chain diverges below block ${n + 1n}, the lowest block kept; stop and re-index by hand`,
+          `dex indexer ${indexerId}: the chain diverges below block ${lowest.number}, the lowest block kept; stop and re-index by hand`,
         )
       }
     }

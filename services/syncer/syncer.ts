@@ -22,7 +22,7 @@ import { sql } from 'drizzle-orm'
 import type { Address, Block, Chain, Hash, PublicClient, Transport } from 'viem'
 import { createPublicClient, getAddress, parseAbiItem, webSocket } from 'viem'
 import { type Database, type Executor, queryRows } from '../../adapters/db/database.ts'
-import { ChainMoved, fetchBlockRange, getBlockOrNull } from '../../chain/blocks.ts'
+import { ChainMoved, fetchBlockRange, findForkPoint, getBlockOrNull } from '../../chain/blocks.ts'
 import { passLoop } from '../../chain/pass-loop.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
@@ -325,20 +325,18 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
 
   /** The chain no longer holds the cursor's block: find the fork point and roll back above it. */
   async function rollBack(cursor: Cursor): Promise<{ depth: number; orphaned: number }> {
-    let n = cursor.block < head ? cursor.block : head
-    let fork: { number: bigint; hash: string } | undefined
-    for (; n >= cursor.block - keepBlocks && n >= 0n; n--) {
-      const [stored] = await queryRows<{ hash: string }>(
-        db,
-        sql`select hash from chain_blocks where wallet_id = ${walletId} and number = ${n}`,
-      )
-      if (stored === undefined) break
-      const onChain = await getBlock(n, false)
-      if (onChain !== null && onChain.hash === stored.hash) {
-        fork = { number: n, hash: stored.hash }
-        break
-      }
-    }
+    let fork: { number: bigint; hash: string } | undefined = await findForkPoint(
+      cursor.block < head ? cursor.block : head,
+      cursor.block - keepBlocks,
+      async (n) =>
+        (
+          await queryRows<{ hash: string }>(
+            db,
+            sql`select hash from chain_blocks where wallet_id = ${walletId} and number = ${n}`,
+          )
+        )[0]?.hash,
+      async (n) => (await getBlock(n, false))?.hash ?? undefined,
+    )
     if (fork === undefined) {
       const [lowest] = await queryRows<{ number: bigint | null }>(
         db,
@@ -348,7 +346,7 @@ export async function createSyncer(opts: SyncerOptions): Promise<Syncer> {
       if (lowest?.number == null) fork = { number: cursor.block, hash: '' }
       else {
         throw new DeepReorgError(
-          `wallet ${walletId}: the chain diverges below block ${n + 1n}, the lowest block kept; stop and reconcile by hand`,
+          `wallet ${walletId}: the chain diverges below block ${lowest.number}, the lowest block kept; stop and reconcile by hand`,
         )
       }
     }
