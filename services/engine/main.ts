@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util'
 import { getRequestListener } from '@hono/node-server'
 import { z } from 'zod'
+import { nsqEnv } from '../../adapters/bus/env.ts'
 import { createBus } from '../../adapters/bus/index.ts'
 import { openDatabase } from '../../adapters/db/database.ts'
 import { createPubSubCache } from '../../adapters/pubsub/index.ts'
@@ -30,9 +31,8 @@ const EngineConfig = z.object({
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_BATCH_MAX: positiveInt().default(500),
   BOURSE_BATCH_WINDOW: durationMs().default(2),
-  /** nsqd's TCP and HTTP addresses; without them events wait in the outbox for a relay elsewhere. */
-  BOURSE_NSQD_TCP: z.string().optional(),
-  BOURSE_NSQD_HTTP: url().optional(),
+  /** The NSQ servers (adapters/bus/env.ts); without them events wait in the outbox for a relay elsewhere. */
+  BOURSE_NSQ: nsqEnv.BOURSE_NSQ.optional(),
   /** The Redis Cluster: with it, each commit's book changes go to the ws depth and bookTicker streams. */
   BOURSE_REDIS_NODES: list(z.string(), { min: 1 }).optional(),
 })
@@ -59,14 +59,11 @@ export async function main(args: string[]): Promise<void> {
     }
     await applyMarketConfig(database.db, marketConfig, log)
   }
-  const bus =
-    config.BOURSE_NSQD_TCP && config.BOURSE_NSQD_HTTP
-      ? createBus({ kind: 'nsq', nsqdTcp: config.BOURSE_NSQD_TCP, nsqdHttp: config.BOURSE_NSQD_HTTP })
-      : null
+  const bus = config.BOURSE_NSQ ? createBus({ kind: 'nsq', ...config.BOURSE_NSQ, logger: log }) : null
   const relay =
     bus &&
     createOutboxRelay({ db: database.db, bus, market: symbol, batchSize: 1000, pollIntervalMs: 500, log })
-  if (relay === null) log.warn('no BOURSE_NSQD_TCP/BOURSE_NSQD_HTTP: events wait in the outbox')
+  if (relay === null) log.warn('no BOURSE_NSQ: events wait in the outbox')
   const cache = config.BOURSE_REDIS_NODES
     ? createPubSubCache({ kind: 'redis', nodes: config.BOURSE_REDIS_NODES, logger: log })
     : null
