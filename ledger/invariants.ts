@@ -13,7 +13,8 @@ export interface Imbalance {
 /**
  * Per asset: every account's balance equals the sum of its entries; the sum over all accounts is zero
  * (custody is the contra account of the outside world), so the sum over the others equals confirmed
- * deposits minus completed withdrawals (plus admin adjustments); no user or non-custody balance is negative.
+ * deposits minus completed withdrawals and the gas paid (plus admin adjustments); no balance owed to anyone
+ * is negative (custody and network_fees may be).
  */
 export async function findImbalances(db: Executor): Promise<Imbalance[]> {
   const drift = await queryRows<{ asset: string; account_id: bigint; bucket: string }>(
@@ -32,14 +33,14 @@ export async function findImbalances(db: Executor): Promise<Imbalance[]> {
                  sum(case when a.system is distinct from 'custody' then a.available + a.frozen else 0 end) as outside,
                  coalesce((select sum(e.amount) from ledger_entries e join accounts x on x.id = e.account_id
                            where e.asset = a.asset and x.system is distinct from 'custody'
-                             and e.reason in ('deposit', 'withdrawal_complete', 'adjustment')), 0) as external
+                             and e.reason in ('deposit', 'withdrawal_complete', 'adjustment', 'network_fee')), 0) as external
           from accounts a group by a.asset) t
         where t.total <> 0 or t.outside <> t.external`,
   )
   const negative = await queryRows<{ asset: string; id: bigint }>(
     db,
     sql`select asset, id from accounts
-        where system is distinct from 'custody' and (available < 0 or frozen < 0)`,
+        where not coalesce(system in ('custody', 'network_fees'), false) and (available < 0 or frozen < 0)`,
   )
   return [
     ...drift.map((d) => ({

@@ -7,16 +7,25 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Executor, queryRows } from '../adapters/db/database.ts'
-import type { entryReasons, SystemAccount } from '../adapters/db/schema.ts'
+import { CONTRA_ACCOUNTS, type entryReasons, type SystemAccount } from '../adapters/db/schema.ts'
 import { BourseError } from '../lib/errors.ts'
 import { formatDecimal, MAX_SCALE, parseDecimal } from '../lib/money.ts'
 
 export type { SystemAccount }
+
+const contraAccounts: ReadonlySet<string | null> = new Set(CONTRA_ACCOUNTS)
+const mayGoNegative = (system: SystemAccount | null) => contraAccounts.has(system)
 export type Owner = { readonly userId: bigint } | { readonly system: SystemAccount }
 export type Bucket = 'available' | 'frozen'
 export type EntryReason = (typeof entryReasons)[number]
-export type RefType = 'order' | 'trade' | 'deposit' | 'withdrawal' | 'admin'
-export type JournalKind = 'deposit' | 'engine_batch' | 'withdrawal' | 'adjustment' | 'market_release'
+export type RefType = 'order' | 'trade' | 'deposit' | 'withdrawal' | 'admin' | 'chain_tx'
+export type JournalKind =
+  | 'deposit'
+  | 'engine_batch'
+  | 'withdrawal'
+  | 'adjustment'
+  | 'market_release'
+  | 'network_fee'
 
 export interface Movement {
   readonly owner: Owner
@@ -172,7 +181,7 @@ function sumDeltas(
   return deltas
 }
 
-/** The touched users' balances after the deltas; refuses the booking if any but custody would go negative. */
+/** The touched users' balances after the deltas; refuses the booking if an account owed to someone would go negative. */
 function balancesAfter(deltas: Map<bigint, Delta>, balances: Map<bigint, LockedAccount>): UserBalance[] {
   const users: UserBalance[] = []
   for (const [id, delta] of deltas) {
@@ -181,7 +190,7 @@ function balancesAfter(deltas: Map<bigint, Delta>, balances: Map<bigint, LockedA
       parseDecimal(account[bucket], MAX_SCALE, { allowNegative: true, allowZero: true }) + delta[bucket]
     const available = after('available')
     const frozen = after('frozen')
-    if (account.system !== 'custody') {
+    if (!mayGoNegative(account.system)) {
       for (const [bucket, value] of [
         ['available', available],
         ['frozen', frozen],

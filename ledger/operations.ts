@@ -7,6 +7,7 @@ import { type Booking, type BookingResult, book, type Movement, type Owner, type
 
 const custody: Owner = { system: 'custody' }
 const pendingWithdrawals: Owner = { system: 'withdrawals_pending' }
+const networkFees: Owner = { system: 'network_fees' }
 
 /** `amount` moved from one owner's bucket to another's: the two entries of one double-entry pair. */
 function transfer(
@@ -175,6 +176,27 @@ export const completeWithdrawal = (db: Database, a: UserAmount & { withdrawalId:
 
 export const failWithdrawal = (db: Database, a: UserAmount & { withdrawalId: string }) =>
   endWithdrawal(db, a, 'failed')
+
+/**
+ * Gas that one of the exchange's own transactions burned (a withdrawal, a sweep, a gas top-up): it left the
+ * chain, so custody shrinks by it, against the network_fees expense account. Keyed by the transaction, so a
+ * follow-up pass that sees the receipt again books nothing.
+ */
+export function payNetworkFee(db: Database, a: { asset: string; amount: string; chainTxId: string }) {
+  return inTransaction(db, {
+    key: `network_fee:${a.chainTxId}`,
+    kind: 'network_fee',
+    movements: transfer(
+      [networkFees, 'available'],
+      [custody, 'available'],
+      a.asset,
+      a.amount,
+      'network_fee',
+      'chain_tx',
+      a.chainTxId,
+    ),
+  })
+}
 
 /**
  * An administrator's correction of a user's balance, positive or negative, with the reason in the memo.

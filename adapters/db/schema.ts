@@ -27,7 +27,14 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
 
-export type SystemAccount = 'custody' | 'withdrawals_pending' | `fees:${string}`
+export type SystemAccount = 'custody' | 'withdrawals_pending' | 'network_fees' | `fees:${string}`
+
+/**
+ * The accounts whose balance may go below zero: `custody`, the contra account of everything held on chain,
+ * and `network_fees`, the gas the exchange's own transactions burned (an expense: its balance is minus the
+ * total spent). Every other account is something the exchange owes and can never be negative.
+ */
+export const CONTRA_ACCOUNTS = ['custody', 'network_fees'] as const
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
 
@@ -90,8 +97,8 @@ export const accounts = pgTable(
     id: bigserial('id', { mode: 'bigint' }).primaryKey(),
     userId: bigint('user_id', { mode: 'bigint' }).references(() => users.id),
     /**
-     * Set for system accounts: `custody`, `withdrawals_pending`, or `fees:<MARKET>` — fee income is kept per
-     * market so that the engines of different markets never wait on one row.
+     * Set for system accounts: `custody`, `withdrawals_pending`, `network_fees`, or `fees:<MARKET>` — fee
+     * income is kept per market so that the engines of different markets never wait on one row.
      */
     system: text('system').$type<SystemAccount>(),
     asset: text('asset')
@@ -106,11 +113,11 @@ export const accounts = pgTable(
     check('accounts_owner', sql`(${t.userId} is null) <> (${t.system} is null)`),
     check(
       'accounts_system_name',
-      sql`${t.system} in ('custody', 'withdrawals_pending') or ${t.system} like 'fees:%'`,
+      sql`${t.system} in ('custody', 'withdrawals_pending', 'network_fees') or ${t.system} like 'fees:%'`,
     ),
     check(
       'accounts_not_negative',
-      sql`${t.system} is not distinct from 'custody' or (${t.available} >= 0 and ${t.frozen} >= 0)`,
+      sql`coalesce(${t.system} in ('custody', 'network_fees'), false) or (${t.available} >= 0 and ${t.frozen} >= 0)`,
     ),
   ],
 )
@@ -121,7 +128,7 @@ export const journals = pgTable('journals', {
   /** Makes every ledger operation idempotent: the same key never books twice. */
   idempotencyKey: text('idempotency_key').notNull().unique(),
   kind: text('kind', {
-    enum: ['deposit', 'engine_batch', 'withdrawal', 'adjustment', 'market_release'],
+    enum: ['deposit', 'engine_batch', 'withdrawal', 'adjustment', 'market_release', 'network_fee'],
   }).notNull(),
   memo: text('memo'),
   createdAt: createdAt(),
@@ -137,6 +144,7 @@ export const entryReasons = [
   'withdrawal_complete',
   'withdrawal_fail',
   'adjustment',
+  'network_fee',
 ] as const
 
 export const ledgerEntries = pgTable(
@@ -154,8 +162,10 @@ export const ledgerEntries = pgTable(
     /** Signed: positive adds to the bucket, negative takes from it. */
     amount: numeric('amount').notNull(),
     reason: text('reason', { enum: entryReasons }).notNull(),
-    /** What caused it: an order (`BTCUSDT:42`), a trade, a deposit, a withdrawal. */
-    refType: text('ref_type', { enum: ['order', 'trade', 'deposit', 'withdrawal', 'admin'] }).notNull(),
+    /** What caused it: an order (`BTCUSDT:42`), a trade, a deposit, a withdrawal, a chain transaction's gas. */
+    refType: text('ref_type', {
+      enum: ['order', 'trade', 'deposit', 'withdrawal', 'admin', 'chain_tx'],
+    }).notNull(),
     refId: text('ref_id').notNull(),
     createdAt: createdAt(),
   },

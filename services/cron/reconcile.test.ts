@@ -2,7 +2,8 @@
  * Reconciliation on anvil and a real Postgres: balanced after deposits; a ledger credit without a chain
  * deposit (adjustBalance) and tokens sent out of a deposit address behind the exchange's back are deficits
  * — recorded, gauged, withdrawals paused (the processor signs nothing) until an admin resumes; a withdrawal
- * mined but not yet settled is counted in flight, not as a deficit.
+ * mined but not yet settled is counted in flight, not as a deficit, and once final its gas is booked, so the
+ * native coin balances without a float.
  */
 import { mnemonicToSeedSync } from '@scure/bip39'
 import { sql } from 'drizzle-orm'
@@ -15,6 +16,7 @@ import { testTokenAbi } from '../../chain/abis.ts'
 import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployTestToken } from '../../chain/deploy.ts'
 import { type ChainClients, chainClients } from '../../chain/testing.ts'
+import { findImbalances } from '../../ledger/invariants.ts'
 import { adjustBalance, creditDeposit } from '../../ledger/operations.ts'
 import { createRegistry } from '../../lib/metrics.ts'
 import { WithdrawalProcessor } from '../withdrawals/processor.ts'
@@ -172,18 +174,19 @@ describe('reconciliation', () => {
     let eth = (await byAsset()).ETH!
     expect(eth.inFlight).toBe('0.5')
     expect(eth.liabilities).toBe('5')
-    const gas = -Number(eth.difference)
-    expect(gas).toBeGreaterThan(0)
-    expect(gas).toBeLessThan(0.001)
-    // Gas is a cost the ledger does not book: the exchange funds it (here the gas keeper holds its float).
-    await send(KEEPER, parseEther('0.01'))
+    const gas = -parseEther(eth.difference)
+    expect(gas).toBeGreaterThan(0n)
+    expect(gas).toBeLessThan(parseEther('0.001'))
     for (let i = 0; i < 5 && (await getWithdrawal(tdb.db, w.id)).state !== 'completed'; i++) {
       await p.tick()
       await c.mine(1)
     }
     expect((await getWithdrawal(tdb.db, w.id)).state).toBe('completed')
+    // Once final, the transaction's gas is booked (network_fees): the ledger owes what the chain holds.
     eth = (await byAsset()).ETH!
-    expect(eth).toMatchObject({ status: 'surplus', inFlight: '0', liabilities: '4.5' })
+    expect(eth).toMatchObject({ status: 'ok', inFlight: '0', difference: '0' })
+    expect(parseEther(eth.liabilities)).toBe(parseEther('4.5') - gas)
+    expect(await findImbalances(tdb.db)).toEqual([])
     await resumeWithdrawals(tdb.db, { by: 'admin' })
   })
 

@@ -99,6 +99,21 @@ async function chainTxsOf(id: bigint) {
   )
 }
 
+/** The gas the withdrawal's mined transaction burned, and what the ledger booked for it (wei). */
+async function gasOf(id: bigint): Promise<{ paid: bigint; booked: bigint }> {
+  const [t] = await queryRows<{ id: bigint; mined_hash: Hex }>(
+    tdb.db,
+    sql`select id, mined_hash from chain_txs where purpose = 'withdrawal' and ref_id = ${String(id)}`,
+  )
+  const receipt = await c.reader.getTransactionReceipt({ hash: t!.mined_hash })
+  const [entry] = await queryRows<{ amount: string }>(
+    tdb.db,
+    sql`select coalesce(sum(e.amount), 0)::text as amount from ledger_entries e join accounts a on a.id = e.account_id
+        where a.system = 'network_fees' and a.asset = 'ETH' and e.ref_type = 'chain_tx' and e.ref_id = ${String(t!.id)}`,
+  )
+  return { paid: receipt.gasUsed * receipt.effectiveGasPrice, booked: -parseEther(entry!.amount) }
+}
+
 beforeAll(async () => {
   ;[anvil, tdb] = await Promise.all([startAnvil(), createTestDatabase('postgres')])
   c = chainClients(anvil)
@@ -155,6 +170,11 @@ describe('withdrawals', () => {
     expect(done.state).toBe('completed')
     expect(await c.reader.getBalance({ address: to })).toBe(parseEther('1.5'))
     expect(await available('ETH')).toBe(String(Number(before) - 1.5))
+    const gas = await gasOf(w.id)
+    expect(gas.paid).toBeGreaterThan(0n)
+    expect(gas.booked).toBe(gas.paid)
+    await p.tick()
+    expect((await gasOf(w.id)).booked).toBe(gas.paid)
     expect(await findImbalances(tdb.db)).toEqual([])
   })
 
@@ -270,6 +290,10 @@ describe('withdrawals', () => {
     expect(done.failReason).toContain('reverted')
     expect(await tokenBalance(to)).toBe(0n)
     expect(Number(await available('USDT'))).toBe(Number(before) + 60000)
+    // The revert burned gas all the same, and the exchange paid it.
+    const gas = await gasOf(w.id)
+    expect(gas.paid).toBeGreaterThan(0n)
+    expect(gas.booked).toBe(gas.paid)
     expect(await findImbalances(tdb.db)).toEqual([])
   })
 

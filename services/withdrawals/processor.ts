@@ -112,6 +112,7 @@ export class WithdrawalProcessor {
     }
     this.sender = new TxSender({
       db: opts.db,
+      walletId: opts.walletId,
       chainId: opts.chainId,
       rpcUrl: opts.rpcUrl,
       rpcHeaders: opts.rpcHeaders,

@@ -30,8 +30,13 @@ import {
 } from 'viem'
 import { type Database, type Executor, queryRows } from '../../adapters/db/database.ts'
 import type { chainTxStates } from '../../adapters/db/schema.ts'
+import { payNetworkFee } from '../../ledger/operations.ts'
 import type { Logger } from '../../lib/log.ts'
+import { formatDecimal, rescale } from '../../lib/money.ts'
 import { bumpFees, DEFAULT_BUMP_PERCENT, type Fees } from './fees.ts'
+
+/** Every EVM chain's native coin has 18 decimals (wei). */
+const NATIVE_DECIMALS = 18
 
 export type ChainTxState = (typeof chainTxStates)[number]
 export type Purpose = 'withdrawal' | 'sweep' | 'gas_topup'
@@ -69,6 +74,12 @@ export interface TxRequest {
 
 export interface SenderOptions {
   readonly db: Database
+  /**
+   * The Wallet whose addresses send. The gas of every final transaction is booked against the wallet's
+   * native asset (payNetworkFee) so that reconciliation sees what gas took; a wallet that does not list its
+   * chain's coin books none.
+   */
+  readonly walletId: string
   readonly chainId: number
   readonly rpcUrl: string
   /** Headers for every RPC call (an Authorization taken from the URL's user-info, which fetch refuses). */
@@ -89,6 +100,7 @@ export class TxSender {
   private readonly confirmations: number
   private readonly stuckAfterMs: number
   private readonly bumpPercent: bigint
+  private readonly walletId: string
   private readonly log: Logger | undefined
   private readonly now: () => number
   private readonly signers = new Map<string, LocalAccount>()
@@ -114,6 +126,7 @@ export class TxSender {
     this.confirmations = opts.confirmations
     this.stuckAfterMs = opts.stuckAfterMs ?? 5 * 60_000
     this.bumpPercent = opts.bumpPercent ?? DEFAULT_BUMP_PERCENT
+    this.walletId = opts.walletId
     this.log = opts.log
     this.now = opts.now ?? Date.now
   }
@@ -234,11 +247,16 @@ export class TxSender {
       const depth = head - receipt.blockNumber + 1n
       const final = depth >= BigInt(this.confirmations)
       const state: ChainTxState = !final ? 'mined' : receipt.status === 'success' ? 'confirmed' : 'reverted'
-      await this.db.execute(
-        sql`update chain_txs set state = ${state}, mined_hash = ${receipt.transactionHash},
-              block_number = ${receipt.blockNumber}, updated_at = now()
-            where id = ${t.id} and state in ('broadcast', 'mined')`,
-      )
+      await this.db.transaction(async (tx) => {
+        const moved = await queryRows(
+          tx,
+          sql`update chain_txs set state = ${state}, mined_hash = ${receipt.transactionHash},
+                block_number = ${receipt.blockNumber}, updated_at = now()
+              where id = ${t.id} and state in ('broadcast', 'mined') returning id`,
+        )
+        // A reverted transaction burned its gas too.
+        if (final && moved.length > 0) await this.bookGas(tx, t, receipt.gasUsed * receipt.effectiveGasPrice)
+      })
       return
     }
     if (t.state === 'mined') {
@@ -259,6 +277,18 @@ export class TxSender {
     }
     // A node that restarted or evicted it has forgotten it: sending the same bytes again is harmless.
     await this.resend(t)
+  }
+
+  /** Rounded up to the ledger's scale: the books never claim more on chain than there is. */
+  private async bookGas(tx: Executor, t: ChainTx, wei: bigint): Promise<void> {
+    const [native] = await queryRows<{ asset: string; scale: number }>(
+      tx,
+      sql`select w.asset, a.scale from chain_wallet_assets w join assets a on a.symbol = w.asset
+          where w.wallet_id = ${this.walletId} and w.contract is null`,
+    )
+    if (native === undefined || wei === 0n) return
+    const amount = formatDecimal(rescale(wei, NATIVE_DECIMALS, native.scale, 'up'), native.scale)
+    await payNetworkFee(tx as unknown as Database, { asset: native.asset, amount, chainTxId: String(t.id) })
   }
 
   private async resend(t: ChainTx): Promise<void> {
