@@ -8,10 +8,11 @@
  * every deposit the ledger has credited is already in the block. A withdrawal the snapshot still holds as
  * pending whose transaction is mined at or below the block has left the chain balance already; it is
  * counted as `in_flight` and taken off the liabilities. What the ledger does not book shows as a surplus:
- * deposits not yet confirmed, and the exchange's own coin that pays gas (gas spent by the hot wallet,
- * the gas keeper and native sweeps is a cost the ledger does not see, so the native asset needs that
- * float). A deficit — liabilities above assets — is the alarm: it is logged as an error, the gauge goes
- * negative, and withdrawals are paused until an administrator resumes them.
+ * deposits not yet confirmed, dust below an asset's scale, and the exchange's own coin. Gas is booked once
+ * its transaction is final (network_fees, a negative liability); gas burned by a transaction mined but not
+ * yet final is counted in flight like the withdrawals above. A deficit — liabilities above
+ * assets — is the alarm: it is logged as an error, the gauge goes negative, and withdrawals are paused until
+ * an administrator resumes them.
  *
  * Amounts are compared as bigint at MAX_SCALE (36 places), stored as exact decimal strings.
  */
@@ -58,17 +59,19 @@ export interface AssetReconciliation {
   readonly breakdown: Record<AddressKind, string>
 }
 
+/** A transaction's hashes: the current one and those it replaced (any of them may be the one mined). */
+interface Hashes {
+  tx_hash: string | null
+  previous_hashes: string[] | string | null
+}
+
 interface Snapshot {
   liabilities: Map<string, bigint>
   walletAssets: { wallet_id: string; asset: string; contract: string | null; decimals: number }[]
   depositAddresses: { wallet_id: string; address: string }[]
-  processing: {
-    wallet_id: string
-    asset: string
-    amount: string
-    tx_hash: string | null
-    previous_hashes: string[] | string | null
-  }[]
+  processing: ({ wallet_id: string; asset: string; amount: string } & Hashes)[]
+  /** The exchange's transactions not yet final: their gas is not booked yet. */
+  unbookedGas: ({ from_address: string } & Hashes)[]
 }
 
 const gaugeByRegistry = new WeakMap<Registry, { imbalance: Gauge<'asset'>; deficit: Gauge<'asset'> }>()
@@ -119,11 +122,16 @@ async function readSnapshot(db: Database, walletIds: readonly string[]): Promise
             from withdrawals w left join chain_txs t on t.id = w.chain_tx_id
             where w.state = 'processing' and w.wallet_id = any(${ids}::text[])`,
       )
+      const unbookedGas = await queryRows<Snapshot['unbookedGas'][number]>(
+        tx,
+        sql`select from_address, tx_hash, previous_hashes from chain_txs where state in ('signed', 'broadcast', 'mined')`,
+      )
       return {
         liabilities: new Map(sums.map((s) => [s.asset, toUnits(s.total)])),
         walletAssets,
         depositAddresses,
         processing,
+        unbookedGas,
       }
     },
     { isolationLevel: 'repeatable read', accessMode: 'read only' },
@@ -152,7 +160,7 @@ async function mapLimit<T, R>(
   return out
 }
 
-function hashesOf(p: Snapshot['processing'][number]): string[] {
+function hashesOf(p: Hashes): string[] {
   const previous =
     p.previous_hashes === null
       ? []
@@ -163,6 +171,15 @@ function hashesOf(p: Snapshot['processing'][number]): string[] {
             .split(',')
             .filter(Boolean)
   return [...(p.tx_hash === null ? [] : [p.tx_hash]), ...previous]
+}
+
+/** The receipt of whichever of the transaction's hashes was mined at or below `block`, if any. */
+async function minedBy(client: PublicClient, t: Hashes, block: bigint) {
+  for (const hash of hashesOf(t)) {
+    const receipt = await client.getTransactionReceipt({ hash: hash as `0x${string}` }).catch(() => null)
+    if (receipt !== null && receipt.blockNumber <= block) return receipt
+  }
+  return undefined
 }
 
 /** Reconciles every asset the wallets hold; records a row per asset, sets the gauges, pauses on a deficit. */
@@ -207,16 +224,21 @@ export async function reconcile(opts: ReconcileOptions): Promise<AssetReconcilia
       onChain.set(asset.asset, byKind)
       blocks.set(asset.asset, { ...blocks.get(asset.asset), [w.walletId]: String(block) })
     }
+    const leaving = (asset: string, units: bigint) => inFlight.set(asset, (inFlight.get(asset) ?? 0n) + units)
     for (const p of snap.processing.filter((x) => x.wallet_id === w.walletId)) {
-      for (const hash of hashesOf(p)) {
-        const receipt = await w.client
-          .getTransactionReceipt({ hash: hash as `0x${string}` })
-          .catch(() => null)
-        if (receipt !== null && receipt.blockNumber <= block && receipt.status === 'success') {
-          inFlight.set(p.asset, (inFlight.get(p.asset) ?? 0n) + toUnits(p.amount))
-          break
-        }
-      }
+      const receipt = await minedBy(w.client, p, block)
+      if (receipt?.status === 'success') leaving(p.asset, toUnits(p.amount))
+    }
+    // Gas burned by a transaction mined but not yet final (booked when it is, as network_fees).
+    const native = snap.walletAssets.find((a) => a.wallet_id === w.walletId && a.contract === null)
+    if (native === undefined) continue
+    for (const t of snap.unbookedGas.filter((x) => seen.has(getAddress(x.from_address)))) {
+      const receipt = await minedBy(w.client, t, block)
+      if (receipt !== undefined)
+        leaving(
+          native.asset,
+          receipt.gasUsed * receipt.effectiveGasPrice * pow10(MAX_SCALE - native.decimals),
+        )
     }
   }
 
