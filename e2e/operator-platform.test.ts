@@ -7,98 +7,39 @@
  * A Wallet yields its syncer Deployment, ConfigMap and Service; its head, scanned block and lag come from a
  * stand-in for the syncer's /status (none runs on kwok).
  */
-import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import {
   AppsV1Api,
   AutoscalingV2Api,
   BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
   PolicyV1Api,
 } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createLogger } from '../lib/log.ts'
-import { createRegistry } from '../lib/metrics.ts'
-import { httpEngineClient } from '../operator/engine-client.ts'
 import type { Exchange } from '../operator/market.ts'
-import { type Operator, type OperatorOptions, startOperator } from '../operator/operator.ts'
+import type { Operator } from '../operator/operator.ts'
 import type { Wallet } from '../operator/wallet.ts'
+import {
+  createNamespace,
+  createStoreSecrets,
+  deleteNamespace,
+  exchange,
+  group,
+  installCrds,
+  kc,
+  market,
+  startTestOperator,
+  until,
+  version,
+} from './fixture.ts'
 
-const root = join(import.meta.dirname, '..')
-const run = promisify(execFile)
-const kubeconfigPath = process.env.KUBECONFIG
-if (!kubeconfigPath) throw new Error('KUBECONFIG is not set: run the e2e suites with `make e2e`')
-const kubectlBin = process.env.BOURSE_KUBECTL ?? 'kubectl'
-
-const kc = new KubeConfig()
-kc.loadFromFile(kubeconfigPath)
 const core = kc.makeApiClient(CoreV1Api)
 const apps = kc.makeApiClient(AppsV1Api)
 const batch = kc.makeApiClient(BatchV1Api)
 const policy = kc.makeApiClient(PolicyV1Api)
 const autoscaling = kc.makeApiClient(AutoscalingV2Api)
 const custom = kc.makeApiClient(CustomObjectsApi)
-const namespace = `bourse-e2e-platform-${randomBytes(4).toString('hex')}`
-const group = 'bourse.dev'
-const version = 'v1alpha1'
-const log = createLogger('operator-platform-e2e', { level: 'warn' })
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 45_000): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-const exchange = {
-  apiVersion: `${group}/${version}`,
-  kind: 'Exchange',
-  metadata: { name: 'bourse', namespace },
-  spec: {
-    image: 'ghcr.io/bourse/bourse:0.1.0',
-    postgres: { secretRef: { name: 'bourse-postgres' } },
-    redis: { secretRef: { name: 'bourse-redis', key: 'nodes' } },
-    nsq: { secretRef: { name: 'bourse-nsq' } },
-    clickhouse: { secretRef: { name: 'bourse-clickhouse' } },
-    assets: [
-      { symbol: 'BTC', precision: 8 },
-      { symbol: 'ETH', precision: 8 },
-      { symbol: 'USDT', precision: 2 },
-    ],
-    gateway: { replicas: 2 },
-    ws: { replicas: 2 },
-    cron: { replicas: 2 },
-    monitoring: { serviceMonitors: true, grafanaDashboard: true },
-  },
-}
-const market = {
-  apiVersion: `${group}/${version}`,
-  kind: 'Market',
-  metadata: { name: 'btc-usdt', namespace },
-  spec: {
-    exchangeRef: { name: 'bourse' },
-    base: 'BTC',
-    quote: 'USDT',
-    tickSize: '0.01',
-    lotSize: '0.00001',
-    minNotional: '5',
-    makerFee: '0.001',
-    takerFee: '0.001',
-  },
-}
+let namespace = ''
 
 const getExchange = () =>
   custom.getNamespacedCustomObject({
@@ -112,60 +53,38 @@ const getExchange = () =>
 let op: Operator
 // The syncer stand-in: no syncer runs on kwok, so its /status is answered here (undefined: unreachable).
 let syncer: { head: number; scanned: number; lag: number } | undefined
-const extra: Partial<OperatorOptions> = { syncerStatus: async () => syncer }
 
 beforeAll(async () => {
-  await run(kubectlBin, [
-    '--kubeconfig',
-    kubeconfigPath,
-    'apply',
-    '--server-side',
-    '--field-manager=bourse-e2e',
-    '-f',
-    join(root, 'crds'),
-  ])
-  await run(kubectlBin, [
-    '--kubeconfig',
-    kubeconfigPath,
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/exchanges.bourse.dev',
-    'crd/markets.bourse.dev',
-    'crd/wallets.bourse.dev',
-  ])
-  await core.createNamespace({ body: { metadata: { name: namespace } } })
-  await until('the default ServiceAccount', () =>
-    core.readNamespacedServiceAccount({ name: 'default', namespace }),
-  )
+  await installCrds()
+  namespace = await createNamespace('bourse-e2e-platform')
+  await createStoreSecrets(namespace)
+  const spec = {
+    gateway: { replicas: 2 },
+    ws: { replicas: 2 },
+    cron: { replicas: 2 },
+    monitoring: { serviceMonitors: true, grafanaDashboard: true },
+  }
   await custom.createNamespacedCustomObject({
     group,
     version,
     namespace,
     plural: 'exchanges',
-    body: exchange,
+    body: exchange(namespace, spec),
   })
-  await custom.createNamespacedCustomObject({ group, version, namespace, plural: 'markets', body: market })
-  op = await startOperator({
-    kc,
-    log,
-    registry: createRegistry({ defaultMetrics: false }),
-    engine: httpEngineClient({ baseUrl: () => 'http://127.0.0.1:9', openOrderUsers: async () => [] }),
-    watchNamespace: namespace,
-    leaseNamespace: namespace,
-    identity: 'operator-platform',
-    leaseDurationMs: 4000,
-    renewDeadlineMs: 3000,
-    retryPeriodMs: 500,
-    resyncMs: 2000,
-    ...extra,
+  await custom.createNamespacedCustomObject({
+    group,
+    version,
+    namespace,
+    plural: 'markets',
+    body: market(namespace, 'btc-usdt'),
   })
+  op = await startTestOperator({ namespace, identity: 'operator-platform', syncerStatus: async () => syncer })
   await until('the operator to lead', async () => op.isLeader)
 })
 
 afterAll(async () => {
   await op?.stop().catch(() => {})
-  await core.deleteNamespace({ name: namespace }).catch(() => {})
+  await deleteNamespace(namespace)
 })
 
 describe('the Exchange controller', () => {
@@ -278,7 +197,7 @@ describe('the Exchange controller', () => {
       version,
       namespace,
       plural: 'markets',
-      body: { ...market, metadata: { name: 'eth-usdt', namespace }, spec: { ...market.spec, base: 'ETH' } },
+      body: market(namespace, 'eth-usdt'),
     })
     await until('the gateway to know both engines', async () => {
       const gw = await apps.readNamespacedDeployment({ name: 'bourse-gateway', namespace })

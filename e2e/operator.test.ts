@@ -7,194 +7,75 @@
  * reconcile; and on delete halts the market and cancels its open orders before the garbage collector
  * removes the children.
  *
- * The one stand-in: the engine's HTTP API. No engine container runs on kwok, so a small HTTP server in this
- * process answers GET /status, POST /halt and DELETE /open-orders as services/engine/api.ts does, and the
- * operator's real HTTP engine client talks to it; the list of users with open orders (read from Postgres in
- * production) is given by the test.
+ * The one stand-in: the engine's HTTP API (fixture.ts startEngineStandIn). No engine container runs on kwok,
+ * so the operator's real HTTP engine client talks to a small server in this process; the list of users with
+ * open orders (read from Postgres in production) is given by the test.
  */
-import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import {
-  ApiException,
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
-  KubeConfig,
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createLogger } from '../lib/log.ts'
-import { createRegistry } from '../lib/metrics.ts'
 import { httpEngineClient } from '../operator/engine-client.ts'
 import { CONFIG_HASH, type Market } from '../operator/market.ts'
-import { type Operator, startOperator } from '../operator/operator.ts'
+import type { Operator } from '../operator/operator.ts'
+import {
+  createNamespace,
+  createStoreSecrets,
+  deleteNamespace,
+  type EngineStandIn,
+  exchange,
+  group,
+  installCrds,
+  kc,
+  market,
+  notFound,
+  startEngineStandIn,
+  startTestOperator,
+  until,
+  version,
+} from './fixture.ts'
 
-const root = join(import.meta.dirname, '..')
-const run = promisify(execFile)
-const kubeconfigPath = process.env.KUBECONFIG
-if (!kubeconfigPath) throw new Error('KUBECONFIG is not set: run the e2e suites with `make e2e`')
-const kubectlBin = process.env.BOURSE_KUBECTL ?? 'kubectl'
-
-const kc = new KubeConfig()
-kc.loadFromFile(kubeconfigPath)
 const core = kc.makeApiClient(CoreV1Api)
 const apps = kc.makeApiClient(AppsV1Api)
 const custom = kc.makeApiClient(CustomObjectsApi)
 const eventsApi = kc.makeApiClient(EventsV1Api)
-const namespace = `bourse-e2e-operator-${randomBytes(4).toString('hex')}`
-const group = 'bourse.dev'
-const version = 'v1alpha1'
-const log = createLogger('operator-e2e', { level: 'warn' })
-
-// The engine stand-in: every request is recorded.
-const engineCalls: string[] = []
-let engineServer: Server
-let engineUrl = ''
-let engineHalted = false
-let openOrders = 3
+let namespace = ''
+let engine: EngineStandIn
 
 const operators: Operator[] = []
-function operator(identity: string): Promise<Operator> {
-  return startOperator({
-    kc,
-    log,
-    registry: createRegistry({ defaultMetrics: false }),
-    engine: httpEngineClient({ baseUrl: () => engineUrl, openOrderUsers: async () => [7n, 9n] }),
-    watchNamespace: namespace,
-    leaseNamespace: namespace,
+async function operator(identity: string): Promise<Operator> {
+  const o = await startTestOperator({
+    namespace,
     identity,
-    leaseDurationMs: 4000,
-    renewDeadlineMs: 3000,
-    retryPeriodMs: 500,
-    resyncMs: 2000,
+    engine: httpEngineClient({ baseUrl: () => engine.url, openOrderUsers: async () => [7n, 9n] }),
     httpPort: 0,
-  }).then((o) => {
-    operators.push(o)
-    return o
   })
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 45_000): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
+  operators.push(o)
+  return o
 }
 
 const getMarket = (name: string) =>
   custom.getNamespacedCustomObject({ group, version, namespace, plural: 'markets', name }) as Promise<Market>
-const notFound = (p: Promise<unknown>) =>
-  p.then(
-    () => false,
-    (e: unknown) => e instanceof ApiException && e.code === 404,
-  )
-
-const exchange = {
-  apiVersion: `${group}/${version}`,
-  kind: 'Exchange',
-  metadata: { name: 'bourse', namespace },
-  spec: {
-    image: 'ghcr.io/bourse/bourse:0.1.0',
-    postgres: { secretRef: { name: 'bourse-postgres' } },
-    redis: { secretRef: { name: 'bourse-redis', key: 'nodes' } },
-    nsq: { secretRef: { name: 'bourse-nsq' } },
-    clickhouse: { secretRef: { name: 'bourse-clickhouse' } },
-    assets: [
-      { symbol: 'BTC', precision: 8 },
-      { symbol: 'USDT', precision: 2 },
-    ],
-  },
-}
-const market = {
-  apiVersion: `${group}/${version}`,
-  kind: 'Market',
-  metadata: { name: 'btc-usdt', namespace },
-  spec: {
-    exchangeRef: { name: 'bourse' },
-    base: 'BTC',
-    quote: 'USDT',
-    tickSize: '0.01',
-    lotSize: '0.00001',
-    minNotional: '5',
-    makerFee: '0.001',
-    takerFee: '0.001',
-  },
-}
 
 let a: Operator
 
 beforeAll(async () => {
-  engineServer = createServer((req, res) => {
-    engineCalls.push(`${req.method} ${req.url}`)
-    const json = (body: unknown) => {
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(body))
-    }
-    if (req.method === 'GET' && req.url === '/status')
-      return json({
-        symbol: 'BTCUSDT',
-        status: engineHalted ? 'halted' : 'trading',
-        epoch: '3',
-        fenced: false,
-        openOrders,
-        lastPrice: '64000.5',
-      })
-    if (req.method === 'POST' && req.url === '/halt') {
-      engineHalted = true
-      return json({ ok: true })
-    }
-    if (req.method === 'DELETE' && req.url?.startsWith('/open-orders')) {
-      openOrders = Math.max(0, openOrders - 2)
-      return json({ cancelled: true })
-    }
-    res.writeHead(404).end()
-  })
-  await new Promise<void>((r) => engineServer.listen(0, '127.0.0.1', r))
-  engineUrl = `http://127.0.0.1:${(engineServer.address() as AddressInfo).port}`
-
-  await run(kubectlBin, [
-    '--kubeconfig',
-    kubeconfigPath,
-    'apply',
-    '--server-side',
-    '--field-manager=bourse-e2e',
-    '-f',
-    join(root, 'crds'),
-  ])
-  await run(kubectlBin, [
-    '--kubeconfig',
-    kubeconfigPath,
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/exchanges.bourse.dev',
-    'crd/markets.bourse.dev',
-  ])
-  await core.createNamespace({ body: { metadata: { name: namespace } } })
-  await until('the default ServiceAccount', () =>
-    core.readNamespacedServiceAccount({ name: 'default', namespace }),
-  )
+  engine = await startEngineStandIn()
+  await installCrds()
+  namespace = await createNamespace('bourse-e2e-operator')
+  await createStoreSecrets(namespace)
   await custom.createNamespacedCustomObject({
     group,
     version,
     namespace,
     plural: 'exchanges',
-    body: exchange,
+    body: exchange(namespace),
   })
   a = await operator('operator-a')
   await until('operator a to lead', async () => a.isLeader)
@@ -202,13 +83,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const o of operators) await o.stop().catch(() => {})
-  engineServer?.close()
-  await core.deleteNamespace({ name: namespace }).catch(() => {})
+  engine?.close()
+  await deleteNamespace(namespace)
 })
 
 describe('the Market controller', () => {
   test('creates the engine Deployment, Service and ConfigMap, owned by the Market', async () => {
-    await custom.createNamespacedCustomObject({ group, version, namespace, plural: 'markets', body: market })
+    await custom.createNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural: 'markets',
+      body: market(namespace, 'btc-usdt'),
+    })
     const m = await getMarket('btc-usdt')
     const d = await until('the engine Deployment', () =>
       apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace }),
@@ -345,7 +232,7 @@ describe('the Market controller', () => {
     await new Promise((r) => setTimeout(r, 3000))
     expect(b.isLeader).toBe(false)
     const lease = await kc
-      .makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+      .makeApiClient(CoordinationV1Api)
       .readNamespacedLease({ name: 'bourse-operator', namespace })
     expect(lease.spec!.holderIdentity).toBe('operator-a')
     // A change reconciled by a alone.
@@ -371,7 +258,7 @@ describe('the Market controller', () => {
   })
 
   test('delete halts the market and releases its open orders, then the children are garbage-collected', async () => {
-    engineCalls.length = 0
+    engine.calls.length = 0
     await custom.deleteNamespacedCustomObject({
       group,
       version,
@@ -380,11 +267,11 @@ describe('the Market controller', () => {
       name: 'btc-usdt',
     })
     await until('the Market gone', () => notFound(getMarket('btc-usdt')))
-    expect(engineCalls).toContain('POST /halt')
-    expect(engineCalls).toContain('DELETE /open-orders?userId=7')
-    expect(engineCalls).toContain('DELETE /open-orders?userId=9')
-    expect(engineCalls.indexOf('POST /halt')).toBeLessThan(
-      engineCalls.indexOf('DELETE /open-orders?userId=7'),
+    expect(engine.calls).toContain('POST /halt')
+    expect(engine.calls).toContain('DELETE /open-orders?userId=7')
+    expect(engine.calls).toContain('DELETE /open-orders?userId=9')
+    expect(engine.calls.indexOf('POST /halt')).toBeLessThan(
+      engine.calls.indexOf('DELETE /open-orders?userId=7'),
     )
     await until('children garbage-collected', async () => {
       const gone = await Promise.all([
