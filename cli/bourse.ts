@@ -24,6 +24,10 @@ const components: Record<
     load: () => import('../services/engine/main.ts'),
   },
   gateway: { summary: 'the REST API (Binance Spot v3)', load: () => import('../services/gateway/main.ts') },
+  handler: {
+    summary: 'market data from trades (k-lines, tickers); --user-events: the user data streams (one replica)',
+    load: () => import('../services/handler/main.ts'),
+  },
   operator: {
     summary: 'the Kubernetes operator (Market, leader-elected)',
     load: () => import('../operator/main.ts'),
