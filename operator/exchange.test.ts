@@ -1,6 +1,7 @@
 import type { V1Deployment, V1Job } from '@kubernetes/client-node'
 import { describe, expect, test } from 'vitest'
 import {
+  COMPONENTS,
   computeExchangeStatus,
   desiredComponentDeployment,
   desiredComponents,
@@ -86,8 +87,15 @@ describe('desired children of an Exchange', () => {
 
   test('every component Deployment: args, port, probes, resources, non-root, read-only root, scraped', () => {
     const x = exchange({ gateway: { replicas: 3, resources: { requests: { cpu: '500m' } } } })
-    const args = { gateway: ['gateway'], ws: ['ws'], cron: ['cron'], analytics: ['syncer', '--analytics'] }
-    for (const c of ['gateway', 'ws', 'cron', 'analytics'] as const) {
+    const args = {
+      gateway: ['gateway'],
+      ws: ['ws'],
+      handler: ['handler'],
+      'user-events': ['handler', '--user-events'],
+      cron: ['cron'],
+      analytics: ['syncer', '--analytics'],
+    }
+    for (const c of COMPONENTS) {
       const d = desiredComponentDeployment(x, c, [])
       expect(d.metadata!.name).toBe(`bourse-${c}`)
       expect(d.metadata!.ownerReferences).toEqual([owner])
@@ -114,7 +122,8 @@ describe('desired children of an Exchange', () => {
         expect(d.spec!.template.metadata!.labels![key]).toBe(v)
       // No connection string is ever inline: each comes from a Secret.
       for (const e of k.env!)
-        if (/URL|NODES|SECRET/.test(e.name)) expect(e.valueFrom?.secretKeyRef).toBeDefined()
+        if (/URL|NODES|SECRET|NSQ|USERNAME|PASSWORD/.test(e.name))
+          expect(e.valueFrom?.secretKeyRef).toBeDefined()
     }
     const gw = desiredComponentDeployment(x, 'gateway', [])
     expect(gw.spec!.template.spec!.containers[0]!.resources!.requests!.cpu).toBe('500m')
@@ -123,6 +132,55 @@ describe('desired children of an Exchange', () => {
     expect(desiredComponentDeployment(x, 'cron', []).spec!.replicas).toBe(2)
     expect(desiredComponentDeployment(x, 'analytics', []).spec!.strategy).toEqual({ type: 'Recreate' })
     expect(desiredComponentDeployment(x, 'analytics', []).spec!.replicas).toBe(1)
+  })
+
+  test('the handler scales with spec.handler; the user-events consumer is one pod, replaced with Recreate', () => {
+    const x = exchange({ handler: { replicas: 3, resources: { limits: { memory: '1Gi' } } } })
+    const h = desiredComponentDeployment(x, 'handler', [])
+    expect(h.spec!.replicas).toBe(3)
+    expect(h.spec!.strategy!.type).toBe('RollingUpdate')
+    const u = desiredComponentDeployment(x, 'user-events', [])
+    expect(u.metadata!.name).toBe('bourse-user-events')
+    expect(u.spec!.replicas).toBe(1)
+    expect(u.spec!.strategy).toEqual({ type: 'Recreate' })
+    expect(u.spec!.template.spec!.containers[0]!.resources!.limits!.memory).toBe('1Gi')
+    expect(desiredPdb(x, 'user-events')).toBeUndefined()
+    expect(desiredPdb(x, 'handler')).toBeDefined()
+    expect(desiredHpa(x, 'handler')).toBeUndefined()
+    const he = envOf(h)
+    expect(he.BOURSE_NSQ!.valueFrom!.secretKeyRef).toEqual({ name: 'nsq', key: 'url' })
+    expect(he.BOURSE_REDIS_NODES!.valueFrom!.secretKeyRef).toEqual({ name: 'redis', key: 'nodes' })
+    expect(he.BOURSE_CLICKHOUSE_URL!.valueFrom!.secretKeyRef).toEqual({ name: 'ch', key: 'url' })
+    expect(he.BOURSE_HANDLER_PORT!.value).toBe('9090')
+    const ue = envOf(u)
+    expect(ue.BOURSE_NSQ).toBeDefined()
+    // The user data streams need no ClickHouse.
+    expect(Object.keys(ue).filter((k) => k.startsWith('BOURSE_CLICKHOUSE'))).toEqual([])
+    expect(
+      desiredComponentDeployment(exchange({ handler: { replicas: 0 } }), 'user-events', []).spec!.replicas,
+    ).toBe(1)
+  })
+
+  test("ClickHouse's user and password from the credentials Secret, its database by name", () => {
+    const x = exchange({
+      clickhouse: {
+        secretRef: { name: 'ch' },
+        credentialsSecretRef: { name: 'ch-auth', passwordKey: 'pw' },
+        database: 'bourse',
+      },
+    })
+    for (const c of ['gateway', 'handler', 'analytics'] as const) {
+      const e = envOf(desiredComponentDeployment(x, c, []))
+      expect(e.BOURSE_CLICKHOUSE_USERNAME!.valueFrom!.secretKeyRef).toEqual({
+        name: 'ch-auth',
+        key: 'username',
+      })
+      expect(e.BOURSE_CLICKHOUSE_PASSWORD!.valueFrom!.secretKeyRef).toEqual({ name: 'ch-auth', key: 'pw' })
+      expect(e.BOURSE_CLICKHOUSE_DATABASE!.value).toBe('bourse')
+    }
+    const plain = envOf(desiredComponentDeployment(exchange(), 'analytics', []))
+    expect(plain.BOURSE_CLICKHOUSE_USERNAME).toBeUndefined()
+    expect(plain.BOURSE_CLICKHOUSE_DATABASE).toBeUndefined()
   })
 
   test('env from the connection Secrets; the gateway gets the engines of its Markets', () => {
@@ -181,7 +239,7 @@ describe('desired children of an Exchange', () => {
     const kinds = (d: { apply: { kind?: string }[] }) => d.apply.map((o) => o.kind)
     const on = exchange({ monitoring: { serviceMonitors: true, grafanaDashboard: true } })
     const withCrds = desiredComponents(on, [], true)
-    expect(kinds(withCrds).filter((k) => k === 'ServiceMonitor')).toHaveLength(4)
+    expect(kinds(withCrds).filter((k) => k === 'ServiceMonitor')).toHaveLength(COMPONENTS.length)
     expect(kinds(withCrds)).toContain('PrometheusRule')
     expect(kinds(withCrds)).toContain('ConfigMap')
     const noCrds = desiredComponents(on, [], false)
@@ -204,8 +262,8 @@ describe('desired children of an Exchange', () => {
     expect(cm.metadata!.labels!.grafana_dashboard).toBe('1')
     expect(JSON.parse(cm.data!['bourse.json']!).panels.length).toBeGreaterThan(0)
     // Services before Deployments, and one of each per component.
-    expect(kinds(off).filter((k) => k === 'Deployment')).toHaveLength(4)
-    expect(kinds(off).filter((k) => k === 'Service')).toHaveLength(4)
+    expect(kinds(off).filter((k) => k === 'Deployment')).toHaveLength(6)
+    expect(kinds(off).filter((k) => k === 'Service')).toHaveLength(6)
   })
 })
 

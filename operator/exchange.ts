@@ -1,11 +1,10 @@
 /**
  * The Exchange's desired children and its status, as pure functions of the Exchange, its Markets and what
  * was observed: the migration Job (`bourse migrate`, one per image: a Job's template is immutable), applied
- * first; once it has succeeded, the gateway, ws, cron and analytics-syncer Deployments and their Services,
- * PodDisruptionBudgets for components with more than one replica, HPAs for gateway and ws, and when switched
- * on, ServiceMonitors and a PrometheusRule (only when the prometheus-operator CRDs are served) and the Grafana
- * dashboard ConfigMap. `bourse handler` has no entry point yet (services/handler is a library), so the
- * Exchange's `handler` settings create nothing for now.
+ * first; once it has succeeded, the gateway, ws, market-data handler, user-events consumer, cron and
+ * analytics-syncer Deployments and their Services, PodDisruptionBudgets for components with more than one
+ * replica, HPAs for gateway and ws, and when switched on, ServiceMonitors and a PrometheusRule (only when the
+ * prometheus-operator CRDs are served) and the Grafana dashboard ConfigMap.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type {
@@ -46,24 +45,48 @@ import {
 
 export type Obj<T> = T & KubernetesObject
 
-export type ComponentName = 'gateway' | 'ws' | 'cron' | 'analytics'
-export const COMPONENTS: readonly ComponentName[] = ['gateway', 'ws', 'cron', 'analytics']
+export type ComponentName = 'gateway' | 'ws' | 'handler' | 'user-events' | 'cron' | 'analytics'
+export const COMPONENTS: readonly ComponentName[] = [
+  'gateway',
+  'ws',
+  'handler',
+  'user-events',
+  'cron',
+  'analytics',
+]
+/**
+ * Components that must run as exactly one pod, replaced with the Recreate strategy: the analytics syncer (two
+ * would copy the same watermark window twice) and the user-events consumer (it orders each market's events in
+ * memory).
+ */
+export const SINGLETONS: readonly ComponentName[] = ['user-events', 'analytics']
 /** The components an HPA scales (stateless request servers). */
 export const AUTOSCALED: readonly ComponentName[] = ['gateway', 'ws']
 
 const PORTS: Record<ComponentName, { port: number; env: string }> = {
   gateway: { port: 8080, env: 'BOURSE_GATEWAY_PORT' },
   ws: { port: 8090, env: 'BOURSE_WS_PORT' },
+  handler: { port: 9090, env: 'BOURSE_HANDLER_PORT' },
+  'user-events': { port: 9090, env: 'BOURSE_HANDLER_PORT' },
   cron: { port: 9090, env: 'BOURSE_CRON_PORT' },
   analytics: { port: 9090, env: 'BOURSE_ANALYTICS_PORT' },
 }
 const ARGS: Record<ComponentName, string[]> = {
   gateway: ['gateway'],
   ws: ['ws'],
+  handler: ['handler'],
+  'user-events': ['handler', '--user-events'],
   cron: ['cron'],
   analytics: ['syncer', '--analytics'],
 }
-const DEFAULT_REPLICAS: Record<ComponentName, number> = { gateway: 2, ws: 2, cron: 2, analytics: 1 }
+const DEFAULT_REPLICAS: Record<ComponentName, number> = {
+  gateway: 2,
+  ws: 2,
+  handler: 2,
+  'user-events': 1,
+  cron: 2,
+  analytics: 1,
+}
 export const COMPONENT_RESOURCES = {
   requests: { cpu: '100m', memory: '128Mi' },
   limits: { cpu: '1', memory: '512Mi' },
@@ -107,10 +130,12 @@ const meta = (x: Exchange, name: string, component: string) => ({
   ownerReferences: [ownerReference(x)],
 })
 
+/** The Exchange's settings of a component; the user-events consumer runs in the handler's resources. */
 const spec = (x: Exchange, c: ComponentName): ComponentSpec | undefined =>
-  c === 'analytics' ? undefined : x.spec[c]
+  c === 'analytics' ? undefined : c === 'user-events' ? x.spec.handler : x.spec[c]
 
-export const replicasOf = (x: Exchange, c: ComponentName) => spec(x, c)?.replicas ?? DEFAULT_REPLICAS[c]
+export const replicasOf = (x: Exchange, c: ComponentName) =>
+  SINGLETONS.includes(c) ? 1 : (spec(x, c)?.replicas ?? DEFAULT_REPLICAS[c])
 export const autoscaled = (x: Exchange, c: ComponentName) => AUTOSCALED.includes(c) && replicasOf(x, c) > 0
 
 /** The Markets of this Exchange (same namespace, exchangeRef), by name. */
@@ -125,11 +150,36 @@ export const marketsOf = (x: Exchange, markets: Market[]) =>
 export const enginesEnv = (markets: Market[]) =>
   markets.map((m) => `${symbolOf(m)}=http://${engineName(m)}:${ENGINE_PORT}`).join(',')
 
+/** ClickHouse's URL, and its user, password and database when the Exchange names them (clickhouseEnv). */
+export function clickhouseEnvVars(x: Exchange): V1EnvVar[] {
+  const ch = x.spec.clickhouse
+  const credentials = ch.credentialsSecretRef
+  return [
+    secretEnv('BOURSE_CLICKHOUSE_URL', ch.secretRef),
+    ...(credentials
+      ? [
+          secretEnv(
+            'BOURSE_CLICKHOUSE_USERNAME',
+            { name: credentials.name },
+            credentials.usernameKey ?? 'username',
+          ),
+          secretEnv(
+            'BOURSE_CLICKHOUSE_PASSWORD',
+            { name: credentials.name },
+            credentials.passwordKey ?? 'password',
+          ),
+        ]
+      : []),
+    ...(ch.database ? [{ name: 'BOURSE_CLICKHOUSE_DATABASE', value: ch.database }] : []),
+  ]
+}
+
 export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): V1EnvVar[] {
   const s = x.spec
   const db = secretEnv('BOURSE_DATABASE_URL', s.postgres.secretRef)
   const redis = secretEnv('BOURSE_REDIS_NODES', s.redis.secretRef)
-  const clickhouse = secretEnv('BOURSE_CLICKHOUSE_URL', s.clickhouse.secretRef)
+  const nsq = secretEnv('BOURSE_NSQ', s.nsq.secretRef)
+  const clickhouse = clickhouseEnvVars(x)
   const common = [
     { name: 'BOURSE_HTTP_HOST', value: '0.0.0.0' },
     { name: PORTS[c].env, value: String(PORTS[c].port) },
@@ -140,7 +190,7 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
         ...common,
         db,
         redis,
-        clickhouse,
+        ...clickhouse,
         { name: 'BOURSE_ENGINES', value: enginesEnv(markets) },
         {
           name: 'BOURSE_KEY_ENCRYPTION_SECRET',
@@ -149,10 +199,14 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
       ]
     case 'ws':
       return [...common, redis]
+    case 'handler':
+      return [...common, nsq, redis, ...clickhouse]
+    case 'user-events':
+      return [...common, nsq, redis]
     case 'cron':
       return [...common, db]
     case 'analytics':
-      return [...common, db, clickhouse]
+      return [...common, db, ...clickhouse]
   }
 }
 
@@ -222,11 +276,9 @@ export function desiredComponentDeployment(
     spec: {
       // An HPA owns the replica count of an autoscaled component (its minReplicas is the Exchange's count).
       ...(!autoscaled(x, c) && { replicas }),
-      // One analytics syncer at a time: two would copy the same watermark window twice.
-      strategy:
-        c === 'analytics'
-          ? { type: 'Recreate' }
-          : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      strategy: SINGLETONS.includes(c)
+        ? { type: 'Recreate' }
+        : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       revisionHistoryLimit: 5,
       selector: { matchLabels: exchangeSelector(x, c) },
       template: {

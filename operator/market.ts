@@ -53,7 +53,11 @@ export interface ExchangeSpec {
   postgres: { secretRef: SecretRef }
   redis: { secretRef: SecretRef }
   nsq: { secretRef: SecretRef }
-  clickhouse: { secretRef: SecretRef }
+  clickhouse: {
+    secretRef: SecretRef
+    credentialsSecretRef?: { name: string; usernameKey?: string; passwordKey?: string }
+    database?: string
+  }
   assets: { symbol: string; name?: string; precision: number }[]
   gateway?: ComponentSpec
   ws?: ComponentSpec
