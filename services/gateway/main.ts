@@ -44,8 +44,11 @@ const clickhouseOptional = {
 
 export const GatewayEnv = z.object({
   BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
-  /** Every market's engine: `BTCUSDT=http://engine-btcusdt:7000,ETHUSDT=http://engine-ethusdt:7000`. */
-  BOURSE_ENGINES: list(engineEntry, { min: 1 }),
+  /**
+   * Every market's engine: `BTCUSDT=http://engine-btcusdt:7000,ETHUSDT=http://engine-ethusdt:7000`. Empty
+   * before the first Market exists (the operator adds each one's engine as it is created).
+   */
+  BOURSE_ENGINES: list(engineEntry).default([]),
   BOURSE_REDIS_NODES: list(z.string(), { min: 1 }),
   /** Encrypts API secrets at rest; the same value on every replica. */
   BOURSE_KEY_ENCRYPTION_SECRET: keyEncryptionKey,
