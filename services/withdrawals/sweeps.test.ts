@@ -13,6 +13,7 @@ import { testTokenAbi } from '../../chain/abis.ts'
 import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployTestToken } from '../../chain/deploy.ts'
 import { ANVIL_MNEMONIC, type ChainClients, chainClients } from '../../chain/testing.ts'
+import { findImbalances } from '../../ledger/invariants.ts'
 import { createRegistry } from '../../lib/metrics.ts'
 import { Sweeper } from './sweeps.ts'
 
@@ -130,6 +131,61 @@ describe('sweeps', () => {
     // Nothing more to sweep: another pass opens nothing.
     await s.tick()
     expect(await queryRows(tdb.db, sql`select id from sweeps`)).toHaveLength(2)
+  })
+
+  it('sweeps an address holding tokens and coin one asset at a time: tokens first, on the coin as gas', async () => {
+    const both = depositAccount(2)
+    const [carol] = await queryRows<{ id: bigint }>(
+      tdb.db,
+      sql`insert into users (name) values ('carol') returning id`,
+    )
+    await tdb.db.execute(
+      sql`insert into deposit_addresses (wallet_id, address_index, user_id, address) values ('eth', 2, ${carol!.id}, ${both.address})`,
+    )
+    await c.reader.waitForTransactionReceipt({
+      hash: await c.wallet(0).sendTransaction({ to: both.address, value: parseEther('1') }),
+    })
+    await c.reader.waitForTransactionReceipt({
+      hash: await c.wallet(0).writeContract({
+        address: token,
+        abi: testTokenAbi,
+        functionName: 'mint',
+        args: [both.address, parseUnits('300', 6)],
+      }),
+    })
+    const coldTokens = await tokenBalance(COLD)
+    const s = sweeper()
+    const open: string[][] = []
+    const ofAddress = () =>
+      queryRows<{ asset: string; state: string; gas_tx_id: bigint | null }>(
+        tdb.db,
+        sql`select asset, state, gas_tx_id from sweeps where address_index = 2 order by id`,
+      )
+    for (let i = 0; i < 12; i++) {
+      await s.tick()
+      const rows = await ofAddress()
+      open.push(rows.filter((r) => r.state !== 'swept').map((r) => r.asset))
+      if (rows.length === 2 && rows.every((r) => r.state === 'swept')) break
+      await c.mine(1)
+    }
+    const rows = await ofAddress()
+    expect(rows.map((r) => [r.asset, r.state])).toEqual([
+      ['USDT', 'swept'],
+      ['ETH', 'swept'],
+    ])
+    expect(rows[0]!.gas_tx_id).toBeNull()
+    expect(open.every((assets) => assets.length <= 1)).toBe(true)
+    expect(await tokenBalance(COLD)).toBe(coldTokens + parseUnits('300', 6))
+    expect(await tokenBalance(both.address)).toBe(0n)
+    expect(await c.reader.getBalance({ address: both.address })).toBeLessThan(parseEther('0.01'))
+    // Every transaction's gas is booked against network_fees; the books still balance.
+    const [unbooked] = await queryRows<{ n: number }>(
+      tdb.db,
+      sql`select count(*)::int as n from chain_txs t where t.state = 'confirmed' and not exists (
+            select 1 from ledger_entries e where e.ref_type = 'chain_tx' and e.ref_id = t.id::text)`,
+    )
+    expect(unbooked!.n).toBe(0)
+    expect(await findImbalances(tdb.db)).toEqual([])
   })
 
   it('raises the gas keeper alert below its minimum', async () => {

@@ -99,7 +99,10 @@ export class Sweeper {
     return low
   }
 
-  /** Opens a sweep for every deposit address × asset at or above its threshold that has none open. */
+  /**
+   * Opens a sweep for deposit addresses holding an asset at or above its threshold. An address sweeps one
+   * asset at a time, tokens before the native coin: a native sweep takes the gas a token sweep needs.
+   */
   async plan(): Promise<void> {
     const addresses = await queryRows<{ address_index: number; address: string }>(
       this.o.db,
@@ -107,34 +110,37 @@ export class Sweeper {
     )
     const assets = await queryRows<{ asset: string; contract: string | null }>(
       this.o.db,
-      sql`select asset, contract from chain_wallet_assets where wallet_id = ${this.o.walletId}`,
+      sql`select asset, contract from chain_wallet_assets where wallet_id = ${this.o.walletId}
+          order by contract is null, asset`,
     )
-    const open = await queryRows<{ from_address: string; asset: string }>(
+    const open = await queryRows<{ from_address: string }>(
       this.o.db,
-      sql`select from_address, asset from sweeps where wallet_id = ${this.o.walletId} and state not in ('swept', 'failed')`,
+      sql`select from_address from sweeps where wallet_id = ${this.o.walletId} and state not in ('swept', 'failed')`,
     )
-    const busy = new Set(open.map((s) => `${s.from_address}:${s.asset}`))
+    const busy = new Set(open.map((s) => getAddress(s.from_address)))
     const fees = await this.sender.suggestedFees()
     for (const a of addresses) {
       const from = getAddress(a.address)
+      if (busy.has(from)) continue
       const native = await this.sender.client.getBalance({ address: from })
       for (const asset of assets) {
         const threshold = this.o.thresholds[asset.asset]
-        if (threshold === undefined || busy.has(`${from}:${asset.asset}`)) continue
-        let units: bigint
-        let state: SweepState
-        if (asset.contract === null) {
-          units = native - NATIVE_GAS * fees.maxFeePerGas
-          state = 'ready'
-        } else {
-          units = await this.sender.client.readContract({
-            address: getAddress(asset.contract),
-            abi: erc20Abi,
-            functionName: 'balanceOf',
-            args: [from],
-          })
-          state = native >= this.tokenGas * fees.maxFeePerGas ? 'ready' : 'gas_required'
-        }
+        if (threshold === undefined) continue
+        const { units, state } =
+          asset.contract === null
+            ? { units: native - NATIVE_GAS * fees.maxFeePerGas, state: 'ready' as const }
+            : {
+                units: await this.sender.client.readContract({
+                  address: getAddress(asset.contract),
+                  abi: erc20Abi,
+                  functionName: 'balanceOf',
+                  args: [from],
+                }),
+                state:
+                  native >= this.tokenGas * fees.maxFeePerGas
+                    ? ('ready' as const)
+                    : ('gas_required' as const),
+              }
         if (units < threshold || units <= 0n) continue
         await this.o.db.execute(
           sql`insert into sweeps (wallet_id, chain_id, asset, contract, address_index, from_address, to_address, units, state)
@@ -142,6 +148,7 @@ export class Sweeper {
                 ${from}, ${getAddress(this.o.coldAddress)}, ${units.toString()}, ${state})
               on conflict do nothing`,
         )
+        break
       }
     }
   }
