@@ -42,16 +42,17 @@ cluster:
 cluster-down:
 	@scripts/cluster down
 
-# The end-to-end suites under e2e/, against that cluster (started if needed). Not part of `make test`.
-e2e:
+# The end-to-end suites under e2e/, against that cluster (started if needed), with the helm of `make chart`
+# (e2e/helm.test.ts installs the chart). Not part of `make test`.
+HELM := $(HOME)/.cache/bourse/helm-v3.21.4/helm
+HELM_UNITTEST := $(HOME)/.cache/bourse/helm-unittest-v1.1.2/helm-unittest
+e2e: $(HELM)
 	@scripts/bootstrap
 	@scripts/cluster up >/dev/null
-	@eval "$$(scripts/cluster env)" && vitest run --config e2e/vitest.config.ts $(T)
+	@eval "$$(scripts/cluster env)" && BOURSE_HELM=$(HELM) vitest run --config e2e/vitest.config.ts $(T)
 
 # The Helm chart: lint, template and helm-unittest, with helm v3.21.4 (version stamped, Kubernetes 1.34) and
 # helm-unittest (scripts/helm.d/unittest) built from Go modules into ~/.cache/bourse. Not part of `make test`.
-HELM := $(HOME)/.cache/bourse/helm-v3.21.4/helm
-HELM_UNITTEST := $(HOME)/.cache/bourse/helm-unittest-v1.1.2/helm-unittest
 .PHONY: chart
 $(HELM):
 	GOTOOLCHAIN=local GOBIN=$(dir $@) nice -n 19 go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v3.21.4 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=34" helm.sh/helm/v3/cmd/helm@v3.21.4

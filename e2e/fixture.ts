@@ -15,7 +15,15 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node'
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node'
 import { createLogger } from '../lib/log.ts'
 import { createRegistry } from '../lib/metrics.ts'
 import { httpEngineClient } from '../operator/engine-client.ts'
@@ -31,6 +39,7 @@ export const kubectlBin = process.env.BOURSE_KUBECTL ?? 'kubectl'
 export const kc = new KubeConfig()
 kc.loadFromFile(kubeconfigPath)
 const core = kc.makeApiClient(CoreV1Api)
+const custom = kc.makeApiClient(CustomObjectsApi)
 
 export const group = 'bourse.dev'
 export const version = 'v1alpha1'
@@ -91,8 +100,29 @@ export async function createNamespace(prefix: string): Promise<string> {
   return name
 }
 
-export async function deleteNamespace(name: string): Promise<void> {
-  await core.deleteNamespace({ name }).catch(() => {})
+/**
+ * Deletes a suite's namespace once its operators have stopped. Markets left in it keep the operator's
+ * finalizer, which no operator will now remove: it is dropped here, or the namespace stays Terminating.
+ */
+export async function deleteNamespace(namespace: string): Promise<void> {
+  const markets = (await custom
+    .listNamespacedCustomObject({ group, version, namespace, plural: 'markets' })
+    .catch(() => ({ items: [] }))) as { items: KubernetesObject[] }
+  for (const m of markets.items)
+    await custom
+      .patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          namespace,
+          plural: 'markets',
+          name: m.metadata!.name!,
+          body: { metadata: { finalizers: null } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )
+      .catch(() => {})
+  await core.deleteNamespace({ name: namespace }).catch(() => {})
 }
 
 /** The Secrets exchange() names, holding the stores' settings (BOURSE_NSQ is JSON: adapters/bus/env.ts). */
