@@ -271,6 +271,7 @@ describe('the examples', () => {
       phase: 'Following',
       headBlock: 21000000,
       processedBlock: 20999988,
+      lag: 12,
       conditions: [
         {
           type: 'Ready',
@@ -298,8 +299,8 @@ describe('the examples', () => {
 
     const wallets = await kubectl('get', 'wlt', '-n', namespace)
     const [wHeader, wLine] = wallets.trim().split('\n')
-    expect(wHeader!.split(/\s{2,}/)).toEqual(['NAME', 'CHAIN', 'READY', 'PHASE', 'HEAD BLOCK', 'AGE'])
-    expect(wLine!.split(/\s+/).slice(0, 5)).toEqual(['ethereum', '1', 'False', 'Following', '21000000'])
+    expect(wHeader!.split(/\s{2,}/)).toEqual(['NAME', 'CHAIN', 'READY', 'PHASE', 'HEAD BLOCK', 'LAG', 'AGE'])
+    expect(wLine!.split(/\s+/).slice(0, 6)).toEqual(['ethereum', '1', 'False', 'Following', '21000000', '12'])
 
     // A status write is not a spec change: the generation stays.
     const after = (await custom.getNamespacedCustomObject({

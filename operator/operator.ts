@@ -62,6 +62,7 @@ import {
   SYNCER_PORT,
   type SyncerStatus,
   syncerName,
+  syncerStatusOf,
   type Wallet,
   type WalletObserved,
 } from './wallet.ts'
@@ -572,14 +573,7 @@ export async function httpSyncerStatus(w: Wallet): Promise<SyncerStatus | undefi
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
     if (!res.ok) return undefined
-    const body = (await res.json()) as Partial<SyncerStatus>
-    if (typeof body.head !== 'number' || typeof body.scanned !== 'number') return undefined
-    return {
-      head: body.head,
-      scanned: body.scanned,
-      lag: typeof body.lag === 'number' ? body.lag : Math.max(0, body.head - body.scanned),
-      lastError: body.lastError ?? null,
-    }
+    return syncerStatusOf(await res.json())
   } catch {
     return undefined
   }

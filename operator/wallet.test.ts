@@ -1,11 +1,13 @@
 import type { V1Deployment } from '@kubernetes/client-node'
 import { describe, expect, test } from 'vitest'
+import { statusJson } from '../services/syncer/main.ts'
 import type { Exchange } from './market.ts'
 import {
   computeWalletStatus,
   desiredSyncerDeployment,
   desiredSyncerService,
   desiredWalletConfigMap,
+  syncerStatusOf,
   type Wallet,
   type WalletSpec,
   walletConfigHash,
@@ -194,6 +196,49 @@ describe('Wallet status', () => {
     )
     expect(s).toMatchObject({ phase: 'Following', headBlock: 5, processedBlock: 4 })
     expect(ready(s).message).toContain('not reachable')
+  })
+
+  test("lag and the gas keeper's balance from the syncer's /status, as the syncer writes it", () => {
+    const KEEPER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'
+    const w = wallet({ gasKeeper: { keySecretRef: { name: 'gk' }, address: KEEPER, minBalance: '0.5' } })
+    expect(JSON.parse(desiredWalletConfigMap(w).data!['wallet.json']!).gasKeeper).toEqual({
+      address: KEEPER,
+      minBalance: '0.5',
+    })
+    const body = statusJson(
+      {
+        walletId: 'ethereum',
+        chainId: 1n,
+        head: 120n,
+        scanned: 117n,
+        lag: 3n,
+        finalized: null,
+        lastError: null,
+      },
+      (t) => t,
+      undefined,
+      { address: KEEPER, balance: '1.25' },
+    )
+    const syncer = syncerStatusOf(JSON.parse(JSON.stringify(body)))!
+    expect(syncer).toEqual({ head: 120, scanned: 117, lag: 3, lastError: null, gasKeeperBalance: '1.25' })
+    const s = computeWalletStatus(w, { exchangeFound: true, deployment: available, syncer }, 'T')
+    expect(s).toMatchObject({ headBlock: 120, processedBlock: 117, lag: 3, gasKeeperBalance: '1.25' })
+    // Unreachable next time: the last values stay.
+    const later = computeWalletStatus(
+      { ...w, status: s },
+      { exchangeFound: true, deployment: available },
+      'T2',
+    )
+    expect(later).toMatchObject({ lag: 3, gasKeeperBalance: '1.25' })
+    // No gas keeper address, or a node that did not answer: no balance.
+    const none = statusJson(
+      { walletId: 'ethereum', chainId: 1n, head: 1n, scanned: 1n, lag: 0n, finalized: null, lastError: null },
+      (t) => t,
+      undefined,
+      { address: KEEPER, balance: null },
+    )
+    expect(syncerStatusOf(JSON.parse(JSON.stringify(none)))!.gasKeeperBalance).toBeUndefined()
+    expect(syncerStatusOf({ head: 'x' })).toBeUndefined()
   })
 
   test('Degraded when the syncer reports an error', () => {

@@ -1,6 +1,7 @@
 /**
  * The Wallet's desired children and its status, as pure functions of the Wallet, its Exchange and what was
- * observed (the syncer Deployment, the syncer's /status when reachable). The syncer (`bourse syncer --wallet
+ * observed (the syncer Deployment, the syncer's /status when reachable: head, scanned block, lag and the gas
+ * keeper's balance). The syncer (`bourse syncer --wallet
  * <name>`) runs as one replica with the Recreate strategy (one scanner per wallet); the Wallet's spec, without
  * any Secret reference, is rendered into a ConfigMap mounted as BOURSE_WALLET_FILE; the RPC URLs come from
  * their Secret as BOURSE_CHAIN_RPC_URL (secretKeyRef), the deposit xpub likewise when kept in a Secret; the hot
@@ -57,7 +58,7 @@ export interface WalletSpec {
   depositKey: { xpub?: string; secretRef?: SecretRef }
   hotWallet: { keySecretRef: SecretRef }
   coldWallet: { address: string }
-  gasKeeper?: { keySecretRef: SecretRef; minBalance?: string }
+  gasKeeper?: { keySecretRef: SecretRef; address?: string; minBalance?: string }
   sweep?: { schedule?: string; enabled?: boolean }
   syncer?: { resources?: Quantities }
 }
@@ -67,6 +68,8 @@ export interface WalletStatus {
   phase?: 'Pending' | 'Progressing' | 'CatchingUp' | 'Following' | 'Degraded'
   headBlock?: number
   processedBlock?: number
+  lag?: number
+  gasKeeperBalance?: string
   conditions?: Condition[]
 }
 
@@ -78,6 +81,28 @@ export interface SyncerStatus {
   scanned: number
   lag: number
   lastError?: string | null
+  /** The gas keeper's balance in the native coin (decimal string), when the syncer could read it. */
+  gasKeeperBalance?: string
+}
+
+/** The syncer's /status body as the Wallet's status needs it; undefined when it is not one. */
+export function syncerStatusOf(body: unknown): SyncerStatus | undefined {
+  const b = body as {
+    head?: unknown
+    scanned?: unknown
+    lag?: unknown
+    lastError?: unknown
+    gasKeeper?: { balance?: unknown } | null
+  }
+  if (typeof b?.head !== 'number' || typeof b.scanned !== 'number') return undefined
+  const balance = b.gasKeeper?.balance
+  return {
+    head: b.head,
+    scanned: b.scanned,
+    lag: typeof b.lag === 'number' ? b.lag : Math.max(0, b.head - b.scanned),
+    lastError: typeof b.lastError === 'string' ? b.lastError : null,
+    ...(typeof balance === 'string' && { gasKeeperBalance: balance }),
+  }
 }
 
 export const syncerName = (w: Wallet) => `syncer-${w.metadata!.name}`
@@ -116,7 +141,12 @@ export function walletFile(w: Wallet): Record<string, unknown> {
     assets: s.assets,
     ...(s.depositKey.xpub && { depositKey: { xpub: s.depositKey.xpub } }),
     coldWallet: s.coldWallet,
-    ...(s.gasKeeper?.minBalance && { gasKeeper: { minBalance: s.gasKeeper.minBalance } }),
+    ...(s.gasKeeper && {
+      gasKeeper: {
+        ...(s.gasKeeper.address && { address: s.gasKeeper.address }),
+        ...(s.gasKeeper.minBalance && { minBalance: s.gasKeeper.minBalance }),
+      },
+    }),
     sweep: { schedule: s.sweep?.schedule ?? '*/10 * * * *', enabled: s.sweep?.enabled ?? true },
   }
 }
@@ -299,8 +329,12 @@ export function computeWalletStatus(
   }
   const head = o.syncer?.head ?? w.status?.headBlock
   const scanned = o.syncer?.scanned ?? w.status?.processedBlock
+  const lag = o.syncer?.lag ?? w.status?.lag
+  const balance = o.syncer?.gasKeeperBalance ?? w.status?.gasKeeperBalance
   if (head !== undefined) status.headBlock = head
   if (scanned !== undefined) status.processedBlock = scanned
+  if (lag !== undefined) status.lag = lag
+  if (balance !== undefined && w.spec.gasKeeper?.address) status.gasKeeperBalance = balance
   if (o.exchangeFound && !o.error) status.observedGeneration = generation
   else if (w.status?.observedGeneration !== undefined) status.observedGeneration = w.status.observedGeneration
   return status

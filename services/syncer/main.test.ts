@@ -2,7 +2,7 @@
  * `bourse syncer --wallet eth` as a child process, as the operator runs it, against a real anvil and the
  * test Postgres: it registers the wallet from a mounted JSON file plus variables, follows heads over
  * WebSocket (polling is set to 30 s, so only the subscription can make the credit this quick), credits a
- * native and an ERC-20 deposit, serves /status, /metrics and /readyz, never shows the RPC URL's
+ * native and an ERC-20 deposit, serves /status (with the gas keeper's balance), /metrics and /readyz, never shows the RPC URL's
  * credentials, runs deposits only without a hot wallet key (and says so), and stops cleanly on SIGTERM. A bad definition exits 2 naming what is wrong.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -119,6 +119,7 @@ describe('bourse syncer', () => {
             { symbol: 'USDT', contract: token.toLowerCase(), decimals: 6 },
           ],
           depositKey: { xpub },
+          gasKeeper: { address: c.account(2).address.toLowerCase(), minBalance: '0.5' },
         },
       }),
     )
@@ -185,6 +186,8 @@ describe('bourse syncer', () => {
         finalized: null,
         lastError: null,
         withdrawals: null,
+        // anvil's third account holds 10,000 ETH; the balance is read from the chain, in ETH.
+        gasKeeper: { address: c.account(2).address, balance: '10000' },
       })
       const metrics = await (await fetch(`${base}/metrics`)).text()
       expect(metrics).toContain(`bourse_syncer_scanned_block{wallet="eth"} ${head}`)

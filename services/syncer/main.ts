@@ -4,14 +4,17 @@
  * syncer: woken by a WebSocket `newHeads` subscription when a ws(s) URL is given, polling every
  * BOURSE_SYNCER_POLL_INTERVAL in any case (the fallback when the subscription drops). One port serves
  * /metrics, /healthz, /readyz (ready once a pass has read the head and the last pass did not fail) and
- * /status (head, scanned block, lag, as JSON).
+ * /status (head, scanned block, lag, and the gas keeper's balance, as JSON).
  *
  * The wallet definition comes from a JSON file (BOURSE_WALLET_FILE: the Wallet resource's spec, as the
  * operator mounts it — `chain.id`, `confirmations`, `assets[{symbol, native | contract, decimals}]`,
  * `depositKey.xpub`, optional `finality` and `startBlock`) and/or from variables, which win over the file:
  * BOURSE_WALLET_CHAIN_ID, BOURSE_WALLET_XPUB (from the depositKey Secret), BOURSE_WALLET_CONFIRMATIONS,
  * BOURSE_WALLET_ASSETS (the assets as JSON), BOURSE_WALLET_FINALITY, BOURSE_WALLET_START_BLOCK (default:
- * the head when the wallet is first registered; no address exists before that).
+ * the head when the wallet is first registered; no address exists before that). The gas keeper's address
+ * (`gasKeeper.address` or BOURSE_WALLET_GAS_KEEPER_ADDRESS, the one cron's sweeps use) is optional: with it,
+ * /status reads its native balance from the chain (a decimal string in the coin's units), which the Wallet
+ * resource's status shows.
  *
  * With a hot wallet key — BOURSE_WALLET_HOT_KEY (hex) or BOURSE_WALLET_HOT_KEY_FILE (a file holding it, as the
  * operator mounts the Wallet's hotWallet.keySecretRef) — the process also runs the wallet's withdrawal processor
@@ -44,6 +47,7 @@ import { ConfigError, type ConfigIssue, durationMs, fromEnv, port, url } from '.
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger, type Logger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
+import { formatDecimal } from '../../lib/money.ts'
 import { type ProcessorStatus, WithdrawalProcessor } from '../withdrawals/processor.ts'
 import { createSyncer, DeepReorgError, followHeads, type Syncer, type SyncerStatus } from './syncer.ts'
 import { registerWallet, type WalletConfig } from './wallet.ts'
@@ -59,6 +63,7 @@ const SyncerEnv = z.object({
   BOURSE_WALLET_ASSETS: z.string().optional(),
   BOURSE_WALLET_FINALITY: z.string().optional(),
   BOURSE_WALLET_START_BLOCK: z.string().optional(),
+  BOURSE_WALLET_GAS_KEEPER_ADDRESS: z.string().optional(),
   BOURSE_SYNCER_PORT: port({ allowZero: true }).default(9090),
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_SYNCER_POLL_INTERVAL: durationMs().default(2000),
@@ -67,14 +72,15 @@ const SyncerEnv = z.object({
   BOURSE_WITHDRAWAL_INTERVAL: durationMs().default(2000),
 })
 
+const addressSchema = z
+  .string()
+  .refine((a) => isAddress(a, { strict: false }), 'expected a 0x address of 40 hex digits')
+
 const assetSchema = z
   .object({
     symbol: z.string().regex(/^[A-Z0-9]{2,12}$/, 'expected an asset symbol like USDT'),
     native: z.boolean().optional(),
-    contract: z
-      .string()
-      .refine((a) => isAddress(a, { strict: false }), 'expected a 0x address of 40 hex digits')
-      .optional(),
+    contract: addressSchema.optional(),
     decimals: z.number().int().min(0).max(36),
   })
   .refine((a) => (a.native === true) !== (a.contract !== undefined), {
@@ -91,9 +97,19 @@ const walletSchema = z.object({
     { xpub: z.string({ error: 'missing: set depositKey.xpub or BOURSE_WALLET_XPUB' }).min(1) },
     { error: 'missing: set depositKey.xpub or BOURSE_WALLET_XPUB' },
   ),
+  gasKeeper: z.object({ address: addressSchema.optional() }).optional(),
 })
 
-export type WalletDefinition = Omit<WalletConfig, 'startBlock' | 'id'> & { startBlock?: bigint }
+export type WalletDefinition = Omit<WalletConfig, 'startBlock' | 'id'> & {
+  startBlock?: bigint
+  /** The gas keeper whose balance /status reports, and the decimals of the chain's native coin. */
+  gasKeeper?: GasKeeper
+}
+
+export interface GasKeeper {
+  address: Address
+  decimals: number
+}
 
 /** The wallet definition from the file and the variables (variables win); a ConfigError says what is wrong. */
 export function walletDefinition(env: z.output<typeof SyncerEnv>): WalletDefinition {
@@ -126,6 +142,8 @@ export function walletDefinition(env: z.output<typeof SyncerEnv>): WalletDefinit
   if (env.BOURSE_WALLET_XPUB !== undefined) doc.depositKey = { xpub: env.BOURSE_WALLET_XPUB.trim() }
   if (env.BOURSE_WALLET_FINALITY !== undefined) doc.finality = env.BOURSE_WALLET_FINALITY
   if (env.BOURSE_WALLET_START_BLOCK !== undefined) doc.startBlock = env.BOURSE_WALLET_START_BLOCK
+  if (env.BOURSE_WALLET_GAS_KEEPER_ADDRESS !== undefined)
+    doc.gasKeeper = { address: env.BOURSE_WALLET_GAS_KEEPER_ADDRESS.trim() }
   if (env.BOURSE_WALLET_ASSETS !== undefined) {
     try {
       doc.assets = JSON.parse(env.BOURSE_WALLET_ASSETS)
@@ -145,7 +163,14 @@ export function walletDefinition(env: z.output<typeof SyncerEnv>): WalletDefinit
   }
   if (issues.length > 0 || !parsed.success) throw new ConfigError(issues)
   const w = parsed.data
+  const keeper = w.gasKeeper?.address
   return {
+    ...(keeper !== undefined && {
+      gasKeeper: {
+        address: getAddress(keeper as Address),
+        decimals: w.assets.find((a) => a.native === true)?.decimals ?? 18,
+      },
+    }),
     chainId: w.chain.id,
     xpub: w.depositKey.xpub,
     confirmations: w.confirmations,
@@ -289,10 +314,28 @@ function scrubbedLogger(log: Logger, scrub: (text: string) => string): Logger {
   return log.child({}, { serializers: { err: (err: Error) => deep(pino.stdSerializers.err(err)) } })
 }
 
+/** The gas keeper's native balance, a decimal string in the coin's units; null when the node does not answer. */
+export async function gasKeeperStatus(
+  client: { getBalance(args: { address: Address }): Promise<bigint> },
+  keeper: GasKeeper,
+): Promise<GasKeeperStatus> {
+  const wei = await client.getBalance({ address: keeper.address }).catch(() => null)
+  return {
+    address: keeper.address,
+    balance: wei === null ? null : formatDecimal(wei, keeper.decimals, { trimZeros: true }),
+  }
+}
+
+export interface GasKeeperStatus {
+  address: Address
+  balance: string | null
+}
+
 export function statusJson(
   status: SyncerStatus,
   scrub: (text: string) => string,
   withdrawals?: ProcessorStatus,
+  gasKeeper?: GasKeeperStatus,
 ) {
   return {
     wallet: status.walletId,
@@ -314,6 +357,8 @@ export function statusJson(
             paused: withdrawals.paused,
             lastError: withdrawals.lastError === null ? null : scrub(withdrawals.lastError),
           },
+    /** null: no gas keeper address configured. */
+    gasKeeper: gasKeeper ?? null,
   }
 }
 
@@ -357,7 +402,8 @@ export async function main(args: string[]): Promise<void> {
   const database = await openDatabase({ kind: 'postgres', url: env.BOURSE_DATABASE_URL, maxConnections: 4 })
   let startBlock = definition.startBlock
   if (startBlock === undefined) startBlock = await client.getBlockNumber({ cacheTime: 0 })
-  await registerWallet(database.db, { ...definition, id: walletId, startBlock })
+  const { gasKeeper, ...registered } = definition
+  await registerWallet(database.db, { ...registered, id: walletId, startBlock })
   // biome-ignore lint/suspicious/noExplicitAny: the chain is not known at build time; the syncer reads it from the RPC.
   const syncer: Syncer = await createSyncer({ db: database.db, client: client as any, walletId, log })
   // The first http(s) endpoint sends withdrawals: one node sees our nonces in order.
@@ -377,6 +423,10 @@ export async function main(args: string[]): Promise<void> {
         })
   hotKey = undefined
 
+  const status = async () => {
+    const keeper = gasKeeper === undefined ? undefined : await gasKeeperStatus(client, gasKeeper)
+    return statusJson(syncer.status(), scrub, processor?.status(), keeper)
+  }
   const http_ = await startHttpServer({
     port: env.BOURSE_SYNCER_PORT,
     host: env.BOURSE_HTTP_HOST,
@@ -387,9 +437,10 @@ export async function main(args: string[]): Promise<void> {
     app: (req, res) => {
       const path = (req.url ?? '/').split('?', 1)[0]
       if (path === '/status' && (req.method === 'GET' || req.method === 'HEAD')) {
-        const body = JSON.stringify(statusJson(syncer.status(), scrub, processor?.status()))
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-        res.end(req.method === 'HEAD' ? undefined : body)
+        void status().then((body) => {
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
+        })
         return
       }
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
