@@ -6,13 +6,16 @@
  * address holds no USDT yet, a deposit of 1000 USDT and 1 ETH sent to it, so a newcomer sees a deposit
  * arrive and be credited. Withdrawals go out from a DEMO hot wallet (anvil's account 9, its key public to the
  * world, funded with anvil's ETH and demo USDT topped up from the deployer) through the withdrawal processor.
+ * The demo balances credited without a chain deposit (demo.ts) are backed by a DEMO cold address (anvil's
+ * account 8) the chain funds with exactly those amounts, so cron's reconciliation balances and its sweeps move
+ * deposits to cold, paid by a DEMO gas keeper (account 7). The DEX indexer follows the order contract.
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { mnemonicToSeedSync } from '@scure/bip39'
 import { eq, sql } from 'drizzle-orm'
-import { type Address, bytesToHex, type Hash, type Hex, parseEther } from 'viem'
+import { type Address, bytesToHex, type Hash, type Hex, parseEther, parseUnits } from 'viem'
 import { HDKey, privateKeyToAccount } from 'viem/accounts'
 import { type Database, queryRows } from '../../adapters/db/database.ts'
 import { users } from '../../adapters/db/schema.ts'
@@ -21,6 +24,7 @@ import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployOrderBook, deployTestToken } from '../../chain/deploy.ts'
 import { ANVIL_MNEMONIC, chainClients } from '../../chain/testing.ts'
 import type { Logger } from '../../lib/log.ts'
+import { createDexIndexer, registerDexIndexer } from '../dex/indexer.ts'
 import { createSyncer, followHeads } from '../syncer/syncer.ts'
 import { depositAddress, registerWallet } from '../syncer/wallet.ts'
 import { WithdrawalProcessor } from '../withdrawals/processor.ts'
@@ -36,13 +40,22 @@ export const DEMO_WALLET_ID = 'anvil'
 const CONFIRMATIONS = 2
 const DEMO_DEPOSIT = { USDT: 1000_000000n, ETH: parseEther('1') }
 
+export const DEMO_DEX_ID = 'demo'
+
+const anvilKey = (index: number) =>
+  bytesToHex(
+    HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC)).derive(`m/44'/60'/0'/0/${index}`).privateKey!,
+  ) as Hex
+
 /**
  * The DEMO hot wallet's key: anvil's account 9 of its public test mnemonic (anvil funds it with ETH). Only
  * `bourse dev` may use it; a real hot wallet key comes from a Secret.
  */
-export const DEMO_HOT_KEY = bytesToHex(
-  HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC)).derive("m/44'/60'/0'/0/9").privateKey!,
-) as Hex
+export const DEMO_HOT_KEY = anvilKey(9)
+/** The DEMO gas keeper's key (anvil's account 7): it pays the gas of ERC-20 sweeps. */
+export const DEMO_GAS_KEEPER_KEY = anvilKey(7)
+/** The DEMO cold storage: anvil's account 8, watched only (no key of it is used). */
+export const DEMO_COLD_ADDRESS = privateKeyToAccount(anvilKey(8)).address
 /** The hot wallet holds at least this much demo USDT at start (topped up from the deployer). */
 const HOT_USDT = 1_000_000_000000n
 /** The demo's withdrawal limits: larger requests wait for an administrator's approval. */
@@ -53,9 +66,11 @@ export const DEMO_WITHDRAWAL_POLICY: WithdrawalPolicy = {
   },
 }
 
+const demoDepositAccount = () =>
+  HDKey.fromMasterSeed(mnemonicToSeedSync(DEMO_DEPOSIT_MNEMONIC)).derive("m/44'/60'/0'")
+
 export function demoXpub(): string {
-  return HDKey.fromMasterSeed(mnemonicToSeedSync(DEMO_DEPOSIT_MNEMONIC)).derive("m/44'/60'/0'")
-    .publicExtendedKey
+  return demoDepositAccount().publicExtendedKey
 }
 
 /** Fails with a message naming BOURSE_CHAIN_PORT when the port is taken (another anvil, another bourse dev). */
@@ -86,6 +101,8 @@ export interface DemoChain {
   readonly funding: readonly Hash[]
   /** The DEMO hot wallet withdrawals are paid from. */
   readonly hotAddress: Address
+  /** cron's chain settings (CronSettingsEnv): reconciliation, the gas keeper check and sweeps on this chain. */
+  readonly cronEnv: Readonly<Record<string, string>>
   stop(): Promise<void>
 }
 
@@ -152,7 +169,8 @@ export async function startDemoChain(opts: {
         { asset: 'USDT', contract: deployed.token, decimals: 6 },
       ],
     })
-    await resetIfChainLost(db, c.reader, head, log)
+    if (await resetIfChainLost(db, c.reader, head, log)) await forgetDexIndexer(db)
+    await backDemoCredits(db, c, deployed.token)
 
     const [user] = await db.select({ id: users.id }).from(users).where(eq(users.name, opts.userName))
     if (user === undefined) throw new Error(`demo user ${opts.userName} missing`)
@@ -164,6 +182,22 @@ export async function startDemoChain(opts: {
       log.error({ err }, 'the demo chain syncer stopped')
     })
     const unwatch = followHeads(syncer, anvil.wsUrl, log)
+    await registerDexIndexer(db, {
+      id: DEMO_DEX_ID,
+      chainId: anvil.chainId,
+      contract: deployed.orderBook,
+      startBlock: head,
+    })
+    const dex = await createDexIndexer({
+      db,
+      client: c.reader as never,
+      indexerId: DEMO_DEX_ID,
+      log: log.child({ part: 'dex' }),
+    })
+    const dexRunning = dex.run({ signal: stopping.signal, pollIntervalMs: 1000 }).catch((err: unknown) => {
+      log.error({ err }, 'the demo DEX indexer stopped')
+    })
+    const unwatchDex = followHeads(dex, anvil.wsUrl, log)
 
     const hotAddress = privateKeyToAccount(DEMO_HOT_KEY).address
     const hotUsdt = await c.reader.readContract({
@@ -233,11 +267,25 @@ export async function startDemoChain(opts: {
       depositAddress: address,
       funding,
       hotAddress,
+      cronEnv: {
+        BOURSE_CHAIN_RPC_URL: anvil.rpcUrl,
+        BOURSE_CRON_WALLET: DEMO_WALLET_ID,
+        BOURSE_WALLET_HOT_ADDRESSES: hotAddress,
+        BOURSE_WALLET_COLD_ADDRESSES: DEMO_COLD_ADDRESS,
+        BOURSE_WALLET_GAS_KEEPER_KEY: DEMO_GAS_KEEPER_KEY,
+        BOURSE_WALLET_GAS_KEEPER_MINIMUM: String(parseEther('1')),
+        BOURSE_WALLET_DEPOSIT_XPRV: demoDepositAccount().privateExtendedKey,
+        BOURSE_WALLET_SWEEP_THRESHOLDS: JSON.stringify({
+          USDT: String(parseUnits('100', 6)),
+          ETH: String(parseEther('0.5')),
+        }),
+      },
       async stop() {
         stopping.abort()
         unwatch()
+        unwatchDex()
         await processor.stop()
-        await running
+        await Promise.all([running, dexRunning])
         await anvil.stop()
       },
     }
@@ -257,15 +305,15 @@ async function resetIfChainLost(
   reader: ReturnType<typeof chainClients>['reader'],
   head: bigint,
   log: Logger,
-): Promise<void> {
+): Promise<boolean> {
   const [cursor] = await queryRows<{ scanned_block: bigint; scanned_hash: string | null }>(
     db,
     sql`select scanned_block, scanned_hash from chain_wallets where id = ${DEMO_WALLET_ID}`,
   )
-  if (cursor?.scanned_hash == null) return
+  if (cursor?.scanned_hash == null) return false
   const block = BigInt(cursor.scanned_block)
   const onChain = block <= head ? await reader.getBlock({ blockNumber: block }).catch(() => null) : null
-  if (onChain?.hash === cursor.scanned_hash) return
+  if (onChain?.hash === cursor.scanned_hash) return false
   await db.transaction(async (tx) => {
     await tx.execute(sql`delete from chain_blocks where wallet_id = ${DEMO_WALLET_ID}`)
     await tx.execute(
@@ -280,6 +328,52 @@ async function resetIfChainLost(
     { was: Number(block), now: Number(head) },
     'the demo chain is not the one recorded; scanning on from its head',
   )
+  return true
+}
+
+/** A lost demo chain took the order contract's history with it: the DEX indexer starts over. */
+async function forgetDexIndexer(db: Database): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`delete from dex_orders where indexer_id = ${DEMO_DEX_ID}`)
+    await tx.execute(sql`delete from dex_order_events where indexer_id = ${DEMO_DEX_ID}`)
+    await tx.execute(sql`delete from dex_blocks where indexer_id = ${DEMO_DEX_ID}`)
+    await tx.execute(sql`delete from dex_indexers where id = ${DEMO_DEX_ID}`)
+  })
+}
+
+/**
+ * The demo balances credited at seeding without a chain deposit (`demo:` references) are held by the demo
+ * cold address: ETH set with anvil_setBalance, USDT minted. Only what is missing is added, so a restart on a
+ * kept chain adds nothing.
+ */
+async function backDemoCredits(db: Database, c: ReturnType<typeof chainClients>, token: Address) {
+  const credited = await queryRows<{ asset: string; amount: string }>(
+    db,
+    sql`select a.asset, sum(e.amount)::text as amount from ledger_entries e join accounts a on a.id = e.account_id
+        where e.reason = 'deposit' and e.ref_id like 'demo:%' and a.user_id is not null group by a.asset`,
+  )
+  const amount = (asset: string) => credited.find((r) => r.asset === asset)?.amount ?? '0'
+  const eth = parseEther(amount('ETH'))
+  if ((await c.reader.getBalance({ address: DEMO_COLD_ADDRESS })) < eth)
+    await c.testClient.setBalance({ address: DEMO_COLD_ADDRESS, value: eth })
+  const usdt = parseUnits(amount('USDT'), 6)
+  const held = await c.reader.readContract({
+    address: token,
+    abi: testTokenAbi,
+    functionName: 'balanceOf',
+    args: [DEMO_COLD_ADDRESS],
+  })
+  if (held < usdt) {
+    await c.reader.waitForTransactionReceipt({
+      hash: await c.wallet(0).writeContract({
+        address: token,
+        abi: testTokenAbi,
+        functionName: 'mint',
+        args: [DEMO_COLD_ADDRESS, usdt - held],
+      }),
+      pollingInterval: 50,
+    })
+  }
 }
 
 /** Prints each funding deposit once the syncer has credited it. */

@@ -1,13 +1,24 @@
 /**
  * `bourse dev`'s live chain, as a newcomer meets it: it prints the chain's RPC URL, the demo token and the
  * demo trader's deposit address; the deposit it sends there is credited and shows in Binance's deposit
- * history; a deposit sent by hand to the printed address over the printed RPC URL is credited too; and a
+ * history; a deposit sent by hand to the printed address over the printed RPC URL is credited too; cron
+ * sweeps the deposits to the printed cold address and reconciles the ledger with the chain (no deficit:
+ * the demo balances are backed); an order created on the order contract shows in the DEX API; and a
  * second `bourse dev` on the same chain port refuses to start, naming BOURSE_CHAIN_PORT.
  */
 import { createHmac } from 'node:crypto'
-import { createPublicClient, createWalletClient, defineChain, http, parseEther } from 'viem'
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  http,
+  parseEther,
+  parseUnits,
+} from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { orderBookAbi, testTokenAbi } from '../../chain/abis.ts'
 import { ANVIL_MNEMONIC } from '../../chain/testing.ts'
 import { type DevProcess, startDev } from './dev-process.ts'
 
@@ -37,8 +48,39 @@ async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, what: st
 }
 
 beforeAll(async () => {
-  dev = await startDev()
+  dev = await startDev({
+    env: {
+      BOURSE_CRON_SCHEDULE_RECONCILIATION: '*/2 * * * * *',
+      BOURSE_CRON_SCHEDULE_SWEEPS: '*/2 * * * * *',
+    },
+  })
 }, 120_000)
+
+/** The demo chain as a client sees it, signing as anvil account `index`. */
+function demoChain(index = 0) {
+  const chain = defineChain({
+    id: 31337,
+    name: 'bourse dev',
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [dev.chainUrl] } },
+  })
+  const account = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index })
+  return {
+    account,
+    wallet: createWalletClient({ chain, account, transport: http(dev.chainUrl) }),
+    reader: createPublicClient({ chain, transport: http(dev.chainUrl) }),
+  }
+}
+
+const printed = (pattern: RegExp) => pattern.exec(dev.output())![1] as Address
+
+async function metric(series: string): Promise<string | undefined> {
+  const text = await (await fetch(`${dev.url}/metrics`)).text()
+  return text
+    .split('\n')
+    .find((line) => line.startsWith(`${series} `))
+    ?.slice(series.length + 1)
+}
 
 afterAll(async () => {
   await dev?.stop()
@@ -75,19 +117,8 @@ describe('bourse dev: the demo chain', () => {
   }, 60_000)
 
   it('credits a deposit sent by hand to the printed address', async () => {
-    const address = /deposit {4}(0x[0-9a-fA-F]{40})/.exec(dev.output())![1] as `0x${string}`
-    const chain = defineChain({
-      id: 31337,
-      name: 'bourse dev',
-      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-      rpcUrls: { default: { http: [dev.chainUrl] } },
-    })
-    const wallet = createWalletClient({
-      chain,
-      account: mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: 5 }),
-      transport: http(dev.chainUrl),
-    })
-    const reader = createPublicClient({ chain, transport: http(dev.chainUrl) })
+    const address = printed(/deposit {4}(0x[0-9a-fA-F]{40})/)
+    const { wallet, reader } = demoChain(5)
     const hash = await wallet.sendTransaction({ to: address, value: parseEther('0.25') })
     await reader.waitForTransactionReceipt({ hash, pollingInterval: 100 })
     const [deposit] = await waitFor(
@@ -96,6 +127,69 @@ describe('bourse dev: the demo chain', () => {
       'the hand-made deposit is credited',
     )
     expect(deposit).toMatchObject({ coin: 'ETH', amount: '0.25000000', txId: hash, status: 1 })
+  }, 60_000)
+
+  it('sweeps the deposits to the cold address and reconciles the ledger with the chain without a deficit', async () => {
+    const token = printed(/demo token USDT \(ERC-20, 6 decimals\) (0x[0-9a-fA-F]{40})/)
+    const deposit = printed(/deposit {4}(0x[0-9a-fA-F]{40})/)
+    const { reader } = demoChain()
+    const tokens = (address: Address) =>
+      reader.readContract({ address: token, abi: testTokenAbi, functionName: 'balanceOf', args: [address] })
+    await waitFor(
+      async () => [await tokens(deposit), await reader.getBalance({ address: deposit })],
+      ([usdt, eth]) => usdt === 0n && eth! < parseEther('0.01'),
+      'the deposit address is swept of its USDT, then of its ETH',
+      60_000,
+    )
+    expect(await tokens(printed(/cold {7}(0x[0-9a-fA-F]{40})/))).toBeGreaterThanOrEqual(parseUnits('1000', 6))
+    await waitFor(
+      () => metric('bourse_cron_runs_total{job="reconciliation",outcome="ok"}'),
+      (runs) => Number(runs) >= 2,
+      'reconciliation runs',
+    )
+    expect(await metric('bourse_reconciliation_deficit{asset="ETH"}')).toBe('0')
+    expect(await metric('bourse_reconciliation_deficit{asset="USDT"}')).toBe('0')
+    // What backs the ledger exactly, plus the demo hot wallet's own float of 1,000,000 USDT.
+    expect(await metric('bourse_reconciliation_imbalance{asset="USDT"}')).toBe('1000000')
+    expect(await metric('bourse_cron_runs_total{job="sweeps",outcome="failed"}')).toBeUndefined()
+  }, 90_000)
+
+  it('indexes an order created on the order contract and serves it from the DEX API', async () => {
+    const token = printed(/demo token USDT \(ERC-20, 6 decimals\) (0x[0-9a-fA-F]{40})/)
+    const orderBook = printed(/order contract (0x[0-9a-fA-F]{40})/)
+    const { account, wallet, reader } = demoChain(0)
+    const mined = async (hash: `0x${string}`) =>
+      reader.waitForTransactionReceipt({ hash, pollingInterval: 100 })
+    await mined(
+      await wallet.writeContract({
+        address: token,
+        abi: testTokenAbi,
+        functionName: 'approve',
+        args: [orderBook, parseUnits('10', 6)],
+      }),
+    )
+    const created = await mined(
+      await wallet.writeContract({
+        address: orderBook,
+        abi: orderBookAbi,
+        functionName: 'createOrder',
+        args: [token, account.address, parseUnits('10', 6), 5n],
+      }),
+    )
+    const pending = await waitFor(
+      async () => (await fetch(`${dev.url}/dex/orders/pending`)).json() as Promise<Answer>,
+      (page) => page.orders?.length === 1,
+      'the order is indexed',
+    )
+    expect(pending.orders[0]).toMatchObject({
+      user_address: account.address,
+      token_in: token,
+      amount_in: '10',
+      status: 'PENDING',
+      tx_hash: created.transactionHash,
+    })
+    const mine: Answer = await (await fetch(`${dev.url}/dex/users/${account.address}/orders`)).json()
+    expect(mine.orders).toHaveLength(1)
   }, 60_000)
 
   it('refuses to start a second one on the same chain port, naming BOURSE_CHAIN_PORT', async () => {

@@ -17,9 +17,10 @@ import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapt
 import { fromEnv, loadConfig, port } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
-import { startHttpServer } from '../../lib/metrics.ts'
+import { metricsRegistry, startHttpServer } from '../../lib/metrics.ts'
 import { AnalyticsSettingsEnv, startAnalyticsSyncer } from '../analytics/main.ts'
 import { CronSettingsEnv, startCron } from '../cron/main.ts'
+import { createDexApp } from '../dex/api.ts'
 import { MatchingEngine } from '../engine/engine.ts'
 import { ApiKeyStore } from '../gateway/api-keys.ts'
 import { createGatewayApp } from '../gateway/app.ts'
@@ -32,7 +33,9 @@ import { startWsServer } from '../ws/server.ts'
 import { createUserEventsConsumer } from '../ws/user-events.ts'
 import {
   checkChainPort,
+  DEMO_COLD_ADDRESS,
   DEMO_DEPOSIT_MNEMONIC,
+  DEMO_DEX_ID,
   DEMO_HOT_KEY,
   DEMO_WITHDRAWAL_POLICY,
   startDemoChain,
@@ -51,6 +54,12 @@ const DevConfig = z.object({
   /** The demo chain's (anvil's) JSON-RPC and WebSocket port. */
   BOURSE_CHAIN_PORT: port().default(8545),
 })
+
+/** The chain jobs run often enough for a newcomer to see them; BOURSE_CRON_SCHEDULE_* still override. */
+const DEV_CRON_SCHEDULES = {
+  BOURSE_CRON_SCHEDULE_RECONCILIATION: '*/30 * * * * *',
+  BOURSE_CRON_SCHEDULE_SWEEPS: '15 * * * * *',
+}
 
 /** An engine for every market in the database, each committing to the embedded Postgres. */
 async function startEngines(
@@ -93,6 +102,7 @@ export async function main(args: string[]): Promise<void> {
   const encryptionKey = await devEncryptionKey(dataDir)
   const adminToken = await devAdminToken(dataDir)
   const credentials = await demoTrader(database.db, dataDir, encryptionKey)
+  const [maker, taker] = await demoBots(database.db)
   const chain = await startDemoChain({
     db: database.db,
     dataDir,
@@ -100,7 +110,6 @@ export async function main(args: string[]): Promise<void> {
     userName: 'demo',
     log: createLogger('syncer'),
   })
-  const [maker, taker] = await demoBots(database.db)
   if (credentialsFile !== undefined)
     await writeFile(resolve(credentialsFile), JSON.stringify(credentials), { mode: 0o600 })
 
@@ -139,6 +148,7 @@ export async function main(args: string[]): Promise<void> {
       trustProxy: false,
     },
   })
+  gateway.route('/dex', createDexApp({ db: database.db, indexerId: DEMO_DEX_ID }))
   const http = await startHttpServer({
     port: config.BOURSE_PORT,
     host: '127.0.0.1',
@@ -153,13 +163,8 @@ export async function main(args: string[]): Promise<void> {
   const cron = await startCron({
     db: database.db,
     log: createLogger('cron'),
-    // No chain jobs: the demo balances are credited without chain backing, so reconciliation would find a
-    // deficit and pause the demo's withdrawals.
-    config: loadConfig(CronSettingsEnv, {
-      ...process.env,
-      BOURSE_CHAIN_RPC_URL: undefined,
-      BOURSE_CRON_WALLET: undefined,
-    }),
+    registry: metricsRegistry(),
+    config: loadConfig(CronSettingsEnv, { ...DEV_CRON_SCHEDULES, ...process.env, ...chain.cronEnv }),
   })
   const bot = startMarketMaker(engines, { maker, taker })
 
@@ -173,13 +178,17 @@ export async function main(args: string[]): Promise<void> {
       '  handler    trades → k-lines, 24h tickers, recent trades (in-process pub/sub) and chDB',
       `  analytics  chDB in ${join(dataDir, 'chdb')}: market data, and order/trade/ledger history copied from PGlite`,
       '  bot        a market maker and a taker trade on every market',
-      '  cron       leader lease; retention, ledger invariants, daily statistics (no reconciliation: demo funds have no chain backing)',
+      '  cron       leader lease; retention, ledger invariants, daily statistics; on the chain: reconciliation',
+      '             (ledger against the deposit, hot, cold and gas keeper addresses), gas keeper check, sweeps to cold',
       '',
       `  chain      anvil at ${chain.rpcUrl} (chain id ${chain.chainId}, a block a second), the syncer crediting deposits`,
       `             demo token USDT (ERC-20, 6 decimals) ${chain.token}; order contract ${chain.orderBook}`,
       `             DEMO deposit key, never for real funds: "${DEMO_DEPOSIT_MNEMONIC}"`,
       `  hot wallet ${chain.hotAddress}  (pays withdrawals, ETH and demo USDT; processor signing and broadcasting)`,
       `             DEMO hot wallet key (anvil's account 9), never for real funds: ${DEMO_HOT_KEY}`,
+      `  cold       ${DEMO_COLD_ADDRESS}  (anvil's account 8: holds what backs the demo balances; sweeps land here)`,
+      `  dex        ${http.url}/dex/orders/pending, /dex/orders/{id}, /dex/users/{address}/orders, /dex/statistics`,
+      `             (the order contract's OrderCreated/Executed/Cancelled events, indexed)`,
       '',
       'Demo trader (10 BTC, 100 ETH, 100000 USDT):',
       `  apiKey     ${credentials.apiKey}`,

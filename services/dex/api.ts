@@ -254,7 +254,7 @@ export function dexOrderRoutes(app: Hono, deps: DexApiDeps): void {
   })
 }
 
-/** The DEX order API as an app of its own (tests, `bourse dex`); the gateway mounts dexOrderRoutes. */
+/** The DEX order API as an app of its own: `bourse dex` serves it, `bourse dev` mounts it under /dex. */
 export function createDexApp(deps: DexApiDeps): Hono {
   const app = new Hono()
   app.onError((err, c) => {
