@@ -95,6 +95,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     clientIp: ip,
     now,
     log,
+    ...(deps.withdrawals && { withdrawals: deps.withdrawals }),
   })
   linkoraRoutes(app, {
     engines: deps.engines,

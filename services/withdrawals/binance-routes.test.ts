@@ -1,6 +1,7 @@
 /**
  * The Binance withdrawal endpoints through the gateway app (PGlite, no chain): the withdraw permission,
- * Binance's answer shapes and status codes, validation errors, idempotency by withdrawOrderId.
+ * Binance's answer shapes and status codes, validation errors, idempotency by withdrawOrderId; the same
+ * withdrawals through the native /v1 API (request, list) and their administration.
  */
 import { createHmac, randomBytes } from 'node:crypto'
 import { sql } from 'drizzle-orm'
@@ -129,7 +130,7 @@ describe('POST /sapi/v1/capital/withdraw/apply', () => {
     })
     expect(await bad({ network: 'TRX' })).toMatchObject({ code: -4003 })
     expect(await bad({ amount: '499' })).toMatchObject({ code: -1100, msg: expect.stringContaining('daily') })
-    expect(await bad({ coin: 'ETH' })).toMatchObject({ code: -1100 })
+    expect(await bad({ coin: 'ETH' })).toMatchObject({ code: -1100, msg: 'coin: ETH cannot be withdrawn' })
     expect(await bad({ address: '' })).toMatchObject({ code: -1102 })
     expect(await findImbalances(tdb.db)).toEqual([])
   })
@@ -216,5 +217,75 @@ describe('admin review of withdrawals over /v1', () => {
     expect(anonymous.status).toBe(401)
     const resumed = await admin('/v1/admin/withdrawals/resume', { operator: 'ops' })
     expect(await resumed.json()).toEqual({ resumed: false })
+  })
+})
+
+describe('withdrawals over /v1', () => {
+  /** A /v1 request signed with an API key as services/gateway/v1/auth.ts documents. */
+  const v1 = (method: 'GET' | 'POST', path: string, body?: unknown, key = withdrawKey) => {
+    const text = body === undefined ? '' : JSON.stringify(body)
+    const timestamp = String(Date.now())
+    const signature = createHmac('sha256', key.secretKey!)
+      .update(`${timestamp}\n${method}\n${path}\n${text}`)
+      .digest('hex')
+    return app.request(path, {
+      method,
+      headers: {
+        'X-Bourse-Key': key.apiKey,
+        'X-Bourse-Timestamp': timestamp,
+        'X-Bourse-Signature': signature,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      ...(body !== undefined && { body: text }),
+    })
+  }
+  const usdt = async () => (await balancesOf(tdb.db, user)).find((b) => b.asset === 'USDT')!.available
+
+  it('takes a request from a key with the withdraw permission, once per clientId', async () => {
+    const request = { asset: 'USDT', address: TO, amount: '10', clientId: 'v1-first' }
+    expect((await v1('POST', '/v1/withdrawals', request, tradeKey)).status).toBe(403)
+    const before = await usdt()
+    const created = await v1('POST', '/v1/withdrawals', request)
+    expect(created.status).toBe(201)
+    const view = (await created.json()) as Record<string, unknown>
+    expect(view).toMatchObject({
+      userId: String(user),
+      asset: 'USDT',
+      network: 'eth',
+      address: TO,
+      amount: '10',
+      state: 'approved',
+      clientId: 'v1-first',
+      txHash: null,
+    })
+    const again = await v1('POST', '/v1/withdrawals', request)
+    expect(((await again.json()) as Record<string, unknown>).id).toBe(view.id)
+    const spent =
+      parseDecimal(before, 6, { allowZero: true }) - parseDecimal(await usdt(), 6, { allowZero: true })
+    expect(spent).toBe(10_000000n)
+
+    const listed = (await (
+      await v1('GET', '/v1/withdrawals?limit=1', undefined, tradeKey)
+    ).json()) as unknown[]
+    expect(listed).toEqual([view])
+  })
+
+  it('refuses bad requests naming the field, changing nothing', async () => {
+    const before = await usdt()
+    const refused = async (body: Record<string, unknown>, field: string) => {
+      const res = await v1('POST', '/v1/withdrawals', { asset: 'USDT', address: TO, amount: '1', ...body })
+      expect(res.status).toBe(400)
+      expect(await res.json()).toMatchObject({ code: 'invalid_input', field })
+    }
+    await refused({ address: TO.replace('C51812dc', 'c51812dc') }, 'address')
+    await refused({ address: '0x0000000000000000000000000000000000000000' }, 'address')
+    await refused({ amount: '-1' }, 'amount')
+    await refused({ amount: '0.0000001' }, 'amount')
+    await refused({ network: 'tron' }, 'network')
+    await refused({ asset: 'ETH' }, 'asset')
+    await refused({ clientId: 'not allowed!' }, 'clientId')
+    await refused({ memo: 'x' }, 'memo')
+    expect(await usdt()).toBe(before)
+    expect(await findImbalances(tdb.db)).toEqual([])
   })
 })

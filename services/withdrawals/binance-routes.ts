@@ -142,13 +142,21 @@ function binanceTime(d: Date): string {
   return d.toISOString().slice(0, 19).replace('T', ' ')
 }
 
+/** Bourse's names of the request's fields, as Binance's parameters call them. */
+const PARAMETER: Readonly<Record<string, string>> = { asset: 'coin', clientId: 'withdrawOrderId' }
+
+function inBinanceTerms(err: BourseError): string {
+  const parameter = err.field === undefined ? undefined : PARAMETER[err.field]
+  return parameter === undefined ? err.message : err.message.replace(`${err.field}:`, `${parameter}:`)
+}
+
 function toBinance(err: unknown, log: Logger): BinanceError {
   if (err instanceof BinanceError) return err
   if (err instanceof BourseError) {
     if (err.code === 'unavailable') return errors.disconnected()
     if (err.code === 'insufficient_funds') return new BinanceError(-4026, 'User has insufficient balance.')
     if (err.code === 'invalid_input' || err.code === 'rejected' || err.code === 'conflict')
-      return new BinanceError(-1100, err.message)
+      return new BinanceError(-1100, inBinanceTerms(err))
   }
   log.error({ err }, 'unexpected error in the withdrawal API')
   return errors.unknown()

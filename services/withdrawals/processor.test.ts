@@ -346,7 +346,7 @@ describe('withdrawals', () => {
       requestWithdrawal(tdb.db, policy, { ...base, address: good, amount: '1e3' }),
     ).rejects.toThrow()
     await expect(requestWithdrawal(tdb.db, policy, { ...base, address: good, asset: 'BTC' })).rejects.toThrow(
-      /coin/,
+      /asset: BTC cannot be withdrawn/,
     )
     // 1.5 + 0.25 + 0.5 + 6 used today (the rejected 7 does not count): 41.75 left of 50 but only ~32 held.
     await expect(requestWithdrawal(tdb.db, policy, { ...base, address: good, amount: '42' })).rejects.toThrow(

@@ -33,7 +33,7 @@ export interface WithdrawalRequest {
   readonly asset: string
   readonly address: string
   readonly amount: string
-  /** The client's id (Binance withdrawOrderId): the same id again returns the first request. */
+  /** The client's id (Binance's withdrawOrderId): the same id again returns the first request. */
   readonly clientId?: string
 }
 
@@ -63,14 +63,14 @@ export async function requestWithdrawal(
   req: WithdrawalRequest,
 ): Promise<Withdrawal> {
   const rules = policy.assets[req.asset]
-  if (rules === undefined) throw invalidInput('coin', `${req.asset} cannot be withdrawn`)
+  if (rules === undefined) throw invalidInput('asset', `${req.asset} cannot be withdrawn`)
   if (!isAddress(req.address, { strict: true })) {
     throw invalidInput('address', 'not an address, or its mixed-case checksum is wrong')
   }
   const to = getAddress(req.address)
   if (to === zeroAddress) throw invalidInput('address', 'the zero address cannot receive withdrawals')
   if (req.clientId !== undefined && !/^[A-Za-z0-9_.:-]{1,64}$/.test(req.clientId)) {
-    throw invalidInput('withdrawOrderId', 'expected 1-64 characters of [A-Za-z0-9_.:-]')
+    throw invalidInput('clientId', 'expected 1-64 characters of [A-Za-z0-9_.:-]')
   }
   return db.transaction(async (tx) => {
     const [target] = await queryRows<{
@@ -84,7 +84,7 @@ export async function requestWithdrawal(
           join chain_wallets w on w.id = a.wallet_id join assets s on s.symbol = a.asset
           where a.wallet_id = ${req.walletId} and a.asset = ${req.asset}`,
     )
-    if (target === undefined) throw invalidInput('coin', `${req.asset} is not on wallet ${req.walletId}`)
+    if (target === undefined) throw invalidInput('asset', `${req.asset} is not on wallet ${req.walletId}`)
     const decimals = Math.min(target.decimals, target.scale)
     const amountAtScale = parseDecimal(req.amount, decimals, { field: 'amount' })
     const amount = formatDecimal(amountAtScale, decimals, { trimZeros: true })

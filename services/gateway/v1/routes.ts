@@ -17,7 +17,14 @@ import { adjustBalance } from '../../../ledger/operations.ts'
 import { BourseError, invalidInput } from '../../../lib/errors.ts'
 import type { Logger } from '../../../lib/log.ts'
 import { resumeWithdrawals } from '../../cron/pause.ts'
-import { approveWithdrawal, rejectWithdrawal } from '../../withdrawals/withdrawals.ts'
+import type { WithdrawRoutesDeps } from '../../withdrawals/binance-routes.ts'
+import {
+  approveWithdrawal,
+  listWithdrawals,
+  rejectWithdrawal,
+  requestWithdrawal,
+  type Withdrawal,
+} from '../../withdrawals/withdrawals.ts'
 import { type ApiKeyStore, createApiKey } from '../api-keys.ts'
 import type { EngineClient } from '../engine-client.ts'
 import {
@@ -37,6 +44,7 @@ import {
   CreatedApiKey,
   CreateUserBody,
   ListUsersQuery,
+  ListWithdrawalsQuery,
   MarketParams,
   MarketState,
   Me,
@@ -48,6 +56,7 @@ import {
   WithdrawalParams,
   WithdrawalsResumed,
   WithdrawalView,
+  WithdrawBody,
 } from './schemas.ts'
 
 export type Auth = 'admin' | 'user' | 'none'
@@ -94,6 +103,8 @@ export interface V1Deps {
   clientIp: (c: Context) => string
   now: () => number
   log: Logger
+  /** The withdrawal limits and the networks' Wallets; without them, no withdrawal endpoints. */
+  withdrawals?: Pick<WithdrawRoutesDeps, 'policy' | 'networks'>
 }
 
 const MAX_BODY = 64 * 1024
@@ -332,6 +343,7 @@ export function v1Endpoints(deps: V1Deps): Endpoint[] {
       errors: [404],
       handler: ({ user, params }) => revokeKey(user!.userId, params.keyId),
     },
+    ...(deps.withdrawals === undefined ? [] : withdrawalEndpoints(db as Database, deps.withdrawals)),
     ...(['halt', 'resume'] as const).map(
       (action): Endpoint => ({
         method: 'post',
@@ -383,17 +395,7 @@ export function v1Endpoints(deps: V1Deps): Endpoint[] {
               ? await approveWithdrawal(db as Database, params.withdrawalId, operator)
               : await rejectWithdrawal(db as Database, params.withdrawalId, operator, b.reason!)
           deps.log.info({ withdrawal: String(w.id), state: w.state, operator }, `withdrawal ${action}`)
-          return {
-            id: String(w.id),
-            userId: String(w.userId),
-            asset: w.asset,
-            network: w.walletId,
-            address: w.toAddress,
-            amount: w.amount,
-            state: w.state,
-            txHash: w.txHash,
-            failReason: w.failReason,
-          }
+          return withdrawalView(w)
         },
       }),
     ),
@@ -572,6 +574,76 @@ function uniqueViolation(err: unknown): boolean {
     if ((e as { cause?: unknown }).cause === undefined) break
   }
   return false
+}
+
+/** A user's own withdrawals: request one (the API key needs the withdraw permission) and list them. */
+function withdrawalEndpoints(db: Database, w: NonNullable<V1Deps['withdrawals']>): Endpoint[] {
+  return [
+    {
+      method: 'post',
+      path: '/v1/withdrawals',
+      operationId: 'requestWithdrawal',
+      summary: 'Withdraw to an address on chain (held for approval above the limit; see GET for its state)',
+      description:
+        'The amount leaves your available balance at once. Checked: the address and its checksum, the asset on the network, the minimum and your daily limit.',
+      tag: 'account',
+      auth: 'user',
+      permission: 'withdraw',
+      body: WithdrawBody,
+      status: 201,
+      response: WithdrawalView,
+      errors: [403, 422],
+      async handler({ user, body }) {
+        const b = body as z.output<typeof WithdrawBody>
+        const network =
+          b.network === undefined ? w.networks[0] : w.networks.find((n) => n.walletId === b.network)
+        if (network === undefined) throw invalidInput('network', `withdrawals do not go out on ${b.network}`)
+        return withdrawalView(
+          await requestWithdrawal(db, w.policy, {
+            userId: user!.userId,
+            walletId: network.walletId,
+            asset: b.asset,
+            address: b.address,
+            amount: b.amount,
+            ...(b.clientId !== undefined && { clientId: b.clientId }),
+          }),
+        )
+      },
+    },
+    {
+      method: 'get',
+      path: '/v1/withdrawals',
+      operationId: 'listWithdrawals',
+      summary: 'Your withdrawals, newest first',
+      tag: 'account',
+      auth: 'user',
+      permission: 'read',
+      query: ListWithdrawalsQuery,
+      status: 200,
+      response: WithdrawalView.array(),
+      errors: [403],
+      async handler({ user, query }) {
+        const q = query as z.output<typeof ListWithdrawalsQuery>
+        return (await listWithdrawals(db, user!.userId, { limit: q.limit ?? 100 })).map(withdrawalView)
+      },
+    },
+  ]
+}
+
+function withdrawalView(w: Withdrawal): z.input<typeof WithdrawalView> {
+  return {
+    id: String(w.id),
+    userId: String(w.userId),
+    asset: w.asset,
+    network: w.walletId,
+    address: w.toAddress,
+    amount: w.amount,
+    state: w.state,
+    clientId: w.clientId,
+    txHash: w.txHash,
+    failReason: w.failReason,
+    createdAt: w.createdAt.toISOString(),
+  }
 }
 
 function userView(row: typeof users.$inferSelect): z.input<typeof User> {

@@ -200,6 +200,36 @@ export const ReviewWithdrawalBody = z.strictObject({
     .meta({ description: 'Why a withdrawal is rejected (required to reject); kept with the withdrawal.' }),
 })
 
+export const WithdrawBody = z.strictObject({
+  asset: Asset,
+  network: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'expected a Wallet resource name')
+    .optional()
+    .meta({ description: 'The Wallet (chain) to send on; default: the first network configured.' }),
+  address: z
+    .string()
+    .max(100)
+    .meta({ description: 'The 0x recipient address; mixed case must carry a valid EIP-55 checksum.' }),
+  amount: Decimal.refine((text) => /[1-9]/.test(text) && !text.startsWith('-'), 'expected a positive amount'),
+  clientId: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected 1-64 characters of [A-Za-z0-9_.:-]')
+    .optional()
+    .meta({
+      description: 'Your id for the request: the same id again returns the first request, not a second.',
+    }),
+})
+
+export const ListWithdrawalsQuery = z.strictObject({
+  limit: z
+    .string()
+    .regex(/^(?:1000|[1-9][0-9]{0,2})$/, 'expected an integer 1-1000')
+    .transform(Number)
+    .optional()
+    .meta({ description: 'At most this many, newest first (1-1000, default 100).' }),
+})
+
 export const WithdrawalView = z.object({
   id: z.string(),
   userId: z.string(),
@@ -207,9 +237,11 @@ export const WithdrawalView = z.object({
   network: z.string(),
   address: z.string(),
   amount: z.string(),
-  state: z.string(),
+  state: z.enum(['pending_approval', 'approved', 'processing', 'completed', 'failed', 'rejected']),
+  clientId: z.string().nullable(),
   txHash: z.string().nullable(),
   failReason: z.string().nullable(),
+  createdAt: Time,
 })
 
 export const ResumeWithdrawalsBody = z.strictObject({
