@@ -32,13 +32,16 @@ export class RateLimiter {
   /** Counts `weight` for `ip`; returns the weight used this minute or throws the 429/418 answer. */
   async charge(ip: string, weight: number): Promise<number> {
     const now = this.now()
-    const banUntil = await this.cache.get(`gw:ban:${ip}`)
+    const windowStart = now - (now % MINUTE)
+    // One round trip, not two: a banned IP's weight is counted too, which changes nothing while it is banned.
+    const [banUntil, used] = await Promise.all([
+      this.cache.get(`gw:ban:${ip}`),
+      this.cache.incrWithTtl(`gw:w:${ip}:${windowStart}`, weight, MINUTE + 1000),
+    ])
     if (banUntil !== undefined && Number(banUntil) > now) {
       const until = Number(banUntil)
       throw errors.banned(until, Math.ceil((until - now) / 1000))
     }
-    const windowStart = now - (now % MINUTE)
-    const used = await this.cache.incrWithTtl(`gw:w:${ip}:${windowStart}`, weight, MINUTE + 1000)
     if (used <= this.config.weightPerMinute) return used
     const retryAfter = Math.max(1, Math.ceil((windowStart + MINUTE - now) / 1000))
     const rejections = await this.cache.incrWithTtl(`gw:429:${ip}:${windowStart}`, 1, MINUTE + 1000)

@@ -66,10 +66,12 @@ export async function readParams(request: Request): Promise<Params> {
   const q = url.indexOf('?')
   const rawQuery = q === -1 ? '' : url.slice(q + 1)
   let rawBody = ''
-  if (request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null) {
-    const type = request.headers.get('content-type') ?? ''
+  // text() alone: asking for `request.body` first would make @hono/node-server build a web stream over the
+  // socket, where text() reads the body straight from it.
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
     const text = await request.text()
     if (text !== '') {
+      const type = request.headers.get('content-type') ?? ''
       if (!type.startsWith('application/x-www-form-urlencoded') && type !== '') {
         throw new BinanceError(-1013, 'Request body must be application/x-www-form-urlencoded.')
       }
