@@ -1,9 +1,9 @@
 /**
  * The Exchange and Wallet controllers against the real control plane of scripts/cluster (`make e2e`), the
  * operator run in this process as in operator.test.ts. An Exchange yields its migration Job first (kwok
- * completes Job pods), then the gateway, ws, cron and analytics-syncer Deployments and Services, PDBs, HPAs
- * for gateway and ws, the Grafana dashboard ConfigMap, all owned by the Exchange, and reports Ready once
- * kwok has made the pods Ready. No prometheus-operator CRDs are installed here, so no ServiceMonitors.
+ * completes Job pods), then the gateway, ws, handler, user-events, cron and analytics-syncer Deployments and
+ * Services, PDBs, HPAs for gateway and ws, the Grafana dashboard ConfigMap, all owned by the Exchange, and
+ * reports Ready once kwok has made the pods Ready. No prometheus-operator CRDs are installed here, so no ServiceMonitors.
  * A Wallet yields its syncer Deployment, ConfigMap and Service; its head, scanned block and lag come from a
  * stand-in for the syncer's /status (none runs on kwok).
  */
@@ -119,7 +119,7 @@ describe('the Exchange controller', () => {
     const owned = expect.arrayContaining([
       expect.objectContaining({ kind: 'Exchange', name: 'bourse', uid: x.metadata!.uid, controller: true }),
     ])
-    for (const c of ['gateway', 'ws', 'cron', 'analytics']) {
+    for (const c of ['gateway', 'ws', 'handler', 'user-events', 'cron', 'analytics']) {
       const d = await until(`the ${c} Deployment`, () =>
         apps.readNamespacedDeployment({ name: `bourse-${c}`, namespace }),
       )
@@ -152,6 +152,7 @@ describe('the Exchange controller', () => {
     expect(pdbs.items.map((p) => p.metadata!.name).sort()).toEqual([
       'bourse-cron',
       'bourse-gateway',
+      'bourse-handler',
       'bourse-ws',
     ])
     const hpas = await autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace })
