@@ -125,7 +125,11 @@ export async function deleteNamespace(namespace: string): Promise<void> {
   await core.deleteNamespace({ name: namespace }).catch(() => {})
 }
 
-/** The Secrets exchange() names, holding the stores' settings (BOURSE_NSQ is JSON: adapters/bus/env.ts). */
+/**
+ * The Secrets exchange() names, holding the stores' settings (BOURSE_NSQ is JSON: adapters/bus/env.ts).
+ * On kwok nothing connects to them; on kind (e2e/kind/run) pods really run, so they are copied from the
+ * chart's evaluation servers' Secrets in BOURSE_E2E_STORES_NAMESPACE.
+ */
 export async function createStoreSecrets(namespace: string): Promise<void> {
   const secrets: Record<string, Record<string, string>> = {
     'bourse-postgres': { url: 'postgres://bourse@postgres:5432/bourse' },
@@ -133,9 +137,18 @@ export async function createStoreSecrets(namespace: string): Promise<void> {
     'bourse-nsq': { url: JSON.stringify({ nsqd: 'nsqd:4150', nsqdHttp: 'http://nsqd:4151' }) },
     'bourse-clickhouse': { url: 'http://bourse:bourse@clickhouse:8123/bourse' },
   }
-  for (const [name, stringData] of Object.entries(secrets))
-    await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData } })
+  const stores = process.env.BOURSE_E2E_STORES_NAMESPACE
+  for (const [name, stringData] of Object.entries(secrets)) {
+    const data = stores ? (await core.readNamespacedSecret({ name, namespace: stores })).data : undefined
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name }, ...(data ? { data } : { stringData }) },
+    })
+  }
 }
+
+/** The image Exchanges run: on kind, the one e2e/kind/run built and loaded. */
+export const image = process.env.BOURSE_E2E_IMAGE ?? 'ghcr.io/bourse/bourse:0.1.0'
 
 /** An Exchange named `bourse` listing BTC, ETH and USDT, with `spec` merged over the defaults. */
 export function exchange(namespace: string, spec: Record<string, unknown> = {}) {
@@ -144,7 +157,7 @@ export function exchange(namespace: string, spec: Record<string, unknown> = {}) 
     kind: 'Exchange',
     metadata: { name: 'bourse', namespace },
     spec: {
-      image: 'ghcr.io/bourse/bourse:0.1.0',
+      image,
       postgres: { secretRef: { name: 'bourse-postgres' } },
       redis: { secretRef: { name: 'bourse-redis', key: 'nodes' } },
       nsq: { secretRef: { name: 'bourse-nsq' } },

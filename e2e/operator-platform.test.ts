@@ -25,6 +25,7 @@ import {
   deleteNamespace,
   exchange,
   group,
+  image,
   installCrds,
   kc,
   market,
@@ -175,7 +176,7 @@ describe('the Exchange controller', () => {
     expect(x.status).toMatchObject({
       phase: 'Ready',
       markets: 1,
-      migratedVersion: 'ghcr.io/bourse/bourse:0.1.0',
+      migratedVersion: image,
       observedGeneration: x.metadata!.generation,
     })
   })

@@ -30,6 +30,7 @@ import {
   deleteNamespace,
   type EngineStandIn,
   exchange,
+  image as exchangeImage,
   group,
   installCrds,
   kc,
@@ -170,7 +171,7 @@ describe('the Market controller', () => {
     const d = await until('the Deployment put back', async () => {
       const d = await apps.readNamespacedDeployment({ name: 'engine-btc-usdt', namespace })
       const image = d.spec!.template.spec!.containers[0]!.image
-      return d.spec!.replicas === 1 && image === 'ghcr.io/bourse/bourse:0.1.0' && d
+      return d.spec!.replicas === 1 && image === exchangeImage && d
     })
     expect(d.spec!.replicas).toBe(1)
   })
