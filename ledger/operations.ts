@@ -3,6 +3,7 @@
  * that an engine batch can gather many orders' freezes and trades into one booking.
  */
 import type { Database } from '../adapters/db/database.ts'
+import { announceBooking } from './events.ts'
 import { type Booking, type BookingResult, book, type Movement, type Owner, type RefType } from './ledger.ts'
 
 const custody: Owner = { system: 'custody' }
@@ -87,8 +88,13 @@ function isZero(amount: string): boolean {
   return /^0*(\.0*)?$/.test(amount)
 }
 
+/** Books in a transaction of its own (a savepoint inside the caller's) and announces it on the ledger stream. */
 const inTransaction = (db: Database, booking: Booking): Promise<BookingResult> =>
-  db.transaction((tx) => book(tx, booking))
+  db.transaction(async (tx) => {
+    const result = await book(tx, booking)
+    await announceBooking(tx, booking.movements, result)
+    return result
+  })
 
 /** Credits a confirmed deposit; the key is the chain's (tx hash + log position), so a re-scan books nothing. */
 export function creditDeposit(db: Database, a: UserAmount & { depositRef: string }): Promise<BookingResult> {

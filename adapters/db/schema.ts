@@ -251,6 +251,15 @@ export const trades = pgTable(
   ],
 )
 
+/**
+ * The event streams other than markets' (which count in `markets.last_seq`): the next seq of each, allocated
+ * under this row's lock in the transaction that writes the events, so they commit in seq order.
+ */
+export const outboxStreams = pgTable('outbox_streams', {
+  stream: text('stream').primaryKey(),
+  lastSeq: bigint('last_seq', { mode: 'bigint' }).notNull(),
+})
+
 /** Events committed with the batch that caused them; the relay publishes them to the bus in seq order. */
 export const outbox = pgTable(
   'outbox',

@@ -1,15 +1,19 @@
 /**
  * `bourse cron` as processes on a real Postgres and anvil: two replicas, one leads; /metrics, /healthz
  * and /readyz served; the reconciliation runs on its schedule; a bad variable exits 2 naming it; on
- * SIGTERM the leader releases the lease and the standby takes over.
+ * SIGTERM the leader releases the lease and the standby takes over; the ledger's event stream is relayed to
+ * the real nsqd.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBus } from '../../adapters/bus/index.ts'
 import { queryRows } from '../../adapters/db/database.ts'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { nsqdHttpUrl, nsqdTcpAddress, uniqueName } from '../../adapters/testing/servers.ts'
 import { type Anvil, startAnvil } from '../../chain/anvil.ts'
+import { creditDeposit } from '../../ledger/operations.ts'
 import { freePort } from '../../lib/net.ts'
 
 let tdb: TestDatabase
@@ -118,4 +122,53 @@ describe('bourse cron', () => {
     standby.kill('SIGTERM')
     expect(await exited(standby)).toBe(0)
   }, 45_000)
+  it('relays the ledger stream to NSQ: a deposit becomes a balance_updates message', async () => {
+    const bus = createBus({ kind: 'nsq', nsqdTcp: nsqdTcpAddress(), nsqdHttp: nsqdHttpUrl() })
+    const seen: Record<string, unknown>[] = []
+    await bus.subscribe(
+      'balance_updates',
+      `${uniqueName('cron-test-')}#ephemeral`,
+      async (m) => {
+        seen.push(m.json())
+      },
+      { maxInFlight: 10, requeueDelayMs: 100 },
+    )
+    const c = cron({
+      BOURSE_DATABASE_URL: (tdb.config as { url: string }).url,
+      BOURSE_CRON_PORT: '0',
+      BOURSE_NSQ: JSON.stringify({ nsqd: nsqdTcpAddress(), nsqdHttp: nsqdHttpUrl() }),
+    })
+    try {
+      await tdb.db.execute(sql`insert into assets (symbol, scale) values ('BTC', 8) on conflict do nothing`)
+      const [user] = await queryRows<{ id: bigint }>(
+        tdb.db,
+        sql`insert into users (name) values (${uniqueName('relay-')}) returning id`,
+      )
+      await creditDeposit(tdb.db, {
+        userId: user!.id,
+        asset: 'BTC',
+        amount: '1.5',
+        depositRef: uniqueName('d-'),
+      })
+      await until(async () => seen.some((e) => e.userId === String(user!.id)))
+      expect(seen.find((e) => e.userId === String(user!.id))).toMatchObject({
+        market: 'ledger',
+        topic: 'balance_updates',
+        asset: 'BTC',
+        delta: '1.5',
+        reason: 'deposit',
+      })
+      await until(async () => {
+        const rows = await queryRows(
+          tdb.db,
+          sql`select id from outbox where market = 'ledger' and sent_at is null`,
+        )
+        return rows.length === 0
+      })
+    } finally {
+      c.kill('SIGTERM')
+      await exited(c)
+      await bus.close()
+    }
+  }, 30_000)
 })

@@ -13,6 +13,9 @@
  * BOURSE_WALLET_DEPOSIT_XPRV: the deposit account's extended private key, m/44'/60'/0') and
  * BOURSE_WALLET_SWEEP_THRESHOLDS (JSON {"USDT":"100000000"} in the asset's smallest units).
  * Schedules: BOURSE_CRON_SCHEDULE_<JOB> (croner patterns, UTC).
+ *
+ * With BOURSE_NSQ it also relays the ledger's event stream (deposits, withdrawals, adjustments: the users'
+ * balanceUpdate events, ledger/events.ts) from the outbox to NSQ — every replica, one at a time per stream.
  */
 
 import { sql } from 'drizzle-orm'
@@ -27,11 +30,15 @@ import {
 } from 'viem'
 import { HDKey, hdKeyToAccount, privateKeyToAccount } from 'viem/accounts'
 import { z } from 'zod'
+import { nsqEnv } from '../../adapters/bus/env.ts'
+import { createBus } from '../../adapters/bus/index.ts'
 import { type Database, openDatabase, queryRows } from '../../adapters/db/database.ts'
+import { LEDGER_STREAM } from '../../ledger/events.ts'
 import { durationMs, fromEnv, list, port, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger, type Logger } from '../../lib/log.ts'
 import { metricsRegistry, type Registry, startHttpServer } from '../../lib/metrics.ts'
+import { createOutboxRelay } from '../relay/relay.ts'
 import { Sweeper } from '../withdrawals/sweeps.ts'
 import {
   type Alert,
@@ -53,6 +60,7 @@ export const CronEnv = z.object({
   BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }),
   BOURSE_CRON_PORT: port({ allowZero: true }).default(9090),
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
+  BOURSE_NSQ: nsqEnv.BOURSE_NSQ.optional(),
   BOURSE_CRON_LEASE: z.string().default('cron'),
   BOURSE_CRON_LEASE_TTL: durationMs().default(15_000),
   BOURSE_CRON_OUTBOX_RETENTION: durationMs().default(7 * 86_400_000),
@@ -82,6 +90,7 @@ export type CronConfig = z.output<typeof CronEnv>
 /** What startCron reads: everything but where the process itself connects and listens (`bourse dev` embeds it). */
 export const CronSettingsEnv = CronEnv.omit({
   BOURSE_DATABASE_URL: true,
+  BOURSE_NSQ: true,
   BOURSE_CRON_PORT: true,
   BOURSE_HTTP_HOST: true,
 })
@@ -208,6 +217,19 @@ export async function main(_args: string[]): Promise<void> {
     maxConnections: 4,
   })
   const cron = await startCron({ db: database.db, config, registry, log, alert: kubernetesEventAlert() })
+  const bus = config.BOURSE_NSQ ? createBus({ kind: 'nsq', ...config.BOURSE_NSQ, logger: log }) : null
+  const relay =
+    bus &&
+    createOutboxRelay({
+      db: database.db,
+      bus,
+      market: LEDGER_STREAM,
+      batchSize: 1000,
+      pollIntervalMs: 500,
+      log,
+    })
+  if (relay === null) log.warn('no BOURSE_NSQ: balance updates wait in the outbox')
+  relay?.start()
   let answered = false
   void cron.lease.tryAcquire().then(() => {
     answered = true
@@ -221,6 +243,8 @@ export async function main(_args: string[]): Promise<void> {
   log.info({ url: server.url }, 'cron running')
   await untilStopped()
   await cron.stop()
+  await relay?.stop()
+  await bus?.close()
   await server.close()
   await database.close()
 }

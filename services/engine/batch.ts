@@ -5,6 +5,7 @@
  * to commit leaves the engine's orders exactly as they were (the book rolls itself back).
  */
 
+import { balanceEvents } from '../../ledger/events.ts'
 import type { Movement, UserBalance } from '../../ledger/ledger.ts'
 import { freezeMovements, tradeMovements, unfreezeMovements } from '../../ledger/operations.ts'
 import { BourseError } from '../../lib/errors.ts'
@@ -387,16 +388,7 @@ export class Batch {
       trades: this.trades,
       events: (balances: readonly UserBalance[]) => [
         ...this.pending,
-        ...balances.map((b) => ({
-          topic: 'balances' as const,
-          payload: {
-            userId: String(b.userId),
-            asset: b.asset,
-            available: b.available,
-            frozen: b.frozen,
-            time: this.now.getTime(),
-          },
-        })),
+        ...balanceEvents(balances, this.now.getTime()),
       ],
     }
   }

@@ -5,6 +5,7 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Executor, queryRows } from '../../adapters/db/database.ts'
+import { insertOutbox } from '../../adapters/db/outbox.ts'
 import { book, type Movement, pgArray, type UserBalance } from '../../ledger/ledger.ts'
 import { BourseError } from '../../lib/errors.ts'
 import type { OrderStatus, Side, StpMode, TimeInForce } from './book/types.ts'
@@ -232,20 +233,5 @@ async function insertTrades(tx: Executor, symbol: string, trades: readonly Trade
           ${c('buyerUserId')}::int8[], ${c('sellerUserId')}::int8[], ${c('buyerIsMaker')}::bool[], ${c('price')}::numeric[],
           ${c('quantity')}::numeric[], ${c('quoteQuantity')}::numeric[], ${c('buyerFee')}::numeric[],
           ${c('sellerFee')}::numeric[], ${column(trades, (t) => iso(t.createdAt))}::timestamptz[])`,
-  )
-}
-
-async function insertOutbox(
-  tx: Executor,
-  symbol: string,
-  firstSeq: bigint,
-  events: readonly { topic: EngineEventTopic; payload: unknown }[],
-): Promise<void> {
-  if (events.length === 0) return
-  await tx.execute(
-    sql`insert into outbox (market, seq, topic, payload)
-        select ${symbol}, ${firstSeq}::int8 + ordinality - 1, topic, payload
-        from unnest(${column(events, (e) => e.topic)}::text[], ${column(events, (e) => JSON.stringify(e.payload))}::jsonb[])
-          with ordinality as e(topic, payload, ordinality)`,
   )
 }

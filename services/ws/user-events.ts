@@ -10,8 +10,9 @@
  *   market's events in seq order: fills wait by order id for the order's next update.
  * - `outboundAccountPosition`: the balance events of one batch for one user (they follow the batch's other
  *   events), free = available and locked = frozen.
- * - `balanceUpdate`: not produced — deposits and withdrawals are booked by the ledger, not by the engine, and
- *   emit no bus event yet.
+ * - `balanceUpdate`: from the ledger stream's `balance_updates` (ledger/events.ts): deposits, withdrawals and
+ *   adjustments, each followed by the `balances` it left (an outboundAccountPosition). The stream `ledger` is
+ *   handled like a market.
  *
  * Idempotent by (market, seq): the bus delivers at least once and in any order, so each market's events wait
  * in a buffer until their seq is next; a seq below the market's cursor is a duplicate and dropped. The cursor is
@@ -21,6 +22,7 @@
  */
 import type { Bus, BusMessage, Subscription } from '../../adapters/bus/index.ts'
 import { marketKey, type PubSubCache } from '../../adapters/pubsub/index.ts'
+import { type BalanceUpdateEvent, LEDGER_STREAM } from '../../ledger/events.ts'
 import type { Logger } from '../../lib/log.ts'
 import { formatDecimal, parseDecimal } from '../../lib/money.ts'
 import type { BalanceEvent, EngineEvent, OrderEvent, OrderView, TradeEvent } from '../engine/events.ts'
@@ -49,9 +51,9 @@ export interface UserEventsConsumer {
   stop(): Promise<void>
 }
 
-export const USER_EVENT_TOPICS = ['orders', 'trades', 'balances', 'market'] as const
+export const USER_EVENT_TOPICS = ['orders', 'trades', 'balances', 'market', 'balance_updates'] as const
 
-type Sequenced = EngineEvent & { market: string; seq: string }
+type Sequenced = (EngineEvent | BalanceUpdateEvent) & { market: string; seq: string }
 
 interface Entry {
   event: Sequenced
@@ -87,7 +89,9 @@ interface MarketState {
   gapTimer: NodeJS.Timeout | undefined
 }
 
-const cursorKey = (market: string) => marketKey(market, 'uds', 'next')
+/** Where a stream's next seq is kept: a market's beside its market data, the ledger's under its own tag. */
+const cursorKey = (stream: string) =>
+  stream === LEDGER_STREAM ? `uds:{${LEDGER_STREAM}}:next` : marketKey(stream, 'uds', 'next')
 
 export function createUserEventsConsumer(options: UserEventsOptions): UserEventsConsumer {
   return new Consumer(options)
@@ -267,6 +271,7 @@ class Consumer implements UserEventsConsumer {
       return []
     }
     if (event.topic === 'orders') return this.#orderReports(state, event)
+    if (event.topic === 'balance_updates') return [balanceUpdate(event, this.#o.now())]
     return []
   }
 
@@ -366,6 +371,14 @@ class Consumer implements UserEventsConsumer {
         B: list.map((b) => ({ a: b.asset, f: b.available, l: b.frozen })),
       }),
     }))
+  }
+}
+
+/** Binance's `balanceUpdate`: `d` is the signed change of the free balance, `T` when it was booked. */
+function balanceUpdate(u: BalanceUpdateEvent, E: number): Output {
+  return {
+    userId: u.userId,
+    payload: JSON.stringify({ e: 'balanceUpdate', E, a: u.asset, d: u.delta, T: u.time }),
   }
 }
 

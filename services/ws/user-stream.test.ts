@@ -8,6 +8,7 @@ import type { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Bus, createBus } from '../../adapters/bus/index.ts'
 import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapters/pubsub/index.ts'
+import { adjustBalance, creditDeposit, startWithdrawal } from '../../ledger/operations.ts'
 import { createLogger } from '../../lib/log.ts'
 import { type MarketFixture, marketFixture } from '../engine/testing.ts'
 import { ApiKeyStore, createApiKey } from '../gateway/api-keys.ts'
@@ -247,6 +248,41 @@ describe('user data streams', () => {
     expect(await session.next()).toEqual({ id: 2, status: 200, result: {} })
     stream.close()
     session.close()
+  })
+
+  it('a deposit, a withdrawal request and an adjustment: balanceUpdate, then outboundAccountPosition', async () => {
+    const listenKey = (await call(bob, 'POST', '/api/v3/userDataStream', {}, false)).body.listenKey as string
+    const stream = await connect(`${ws.url}/ws/${listenKey}`)
+    const db = fx.database.db
+    await creditDeposit(db, { userId: bob.userId, asset: 'USDT', amount: '250', depositRef: 'uds-deposit' })
+    const update = (d: string) => (m: Event) =>
+      m.e === 'balanceUpdate' && m.a === 'USDT' && Number(m.d) === Number(d)
+    const deposited = await stream.next<Event>(update('250'))
+    expect(deposited).toMatchObject({
+      e: 'balanceUpdate',
+      a: 'USDT',
+      E: expect.any(Number),
+      T: expect.any(Number),
+    })
+    await stream.next(position('USDT', '289.92', '0'))
+    // The same deposit again books nothing and announces nothing.
+    await creditDeposit(db, { userId: bob.userId, asset: 'USDT', amount: '250', depositRef: 'uds-deposit' })
+    await startWithdrawal(db, { userId: bob.userId, asset: 'USDT', amount: '90', withdrawalId: 'uds-w1' })
+    await stream.next(update('-90'))
+    await stream.next(position('USDT', '199.92', '0'))
+    await adjustBalance(db, {
+      userId: bob.userId,
+      asset: 'USDT',
+      amount: '-0.5',
+      key: 'uds-fix',
+      reason: 'test',
+      admin: 'ops',
+    })
+    await stream.next(update('-0.5'))
+    await stream.next(position('USDT', '199.42', '0'))
+    const updates = (stream.messages as Event[]).filter((m) => m.e === 'balanceUpdate')
+    expect(updates.map((m) => Number(m.d))).toEqual([250, -90, -0.5])
+    stream.close()
   })
 
   it('a bad signature is refused with -1022, an unknown key with -2015', async () => {
