@@ -159,6 +159,11 @@ describe('desired children of an Exchange', () => {
     expect(
       desiredComponentDeployment(exchange({ handler: { replicas: 0 } }), 'user-events', []).spec!.replicas,
     ).toBe(1)
+    // cron relays the ledger's balance updates to the bus.
+    expect(envOf(desiredComponentDeployment(x, 'cron', [])).BOURSE_NSQ!.valueFrom!.secretKeyRef).toEqual({
+      name: 'nsq',
+      key: 'url',
+    })
   })
 
   test("ClickHouse's user and password from the credentials Secret, its database by name", () => {

@@ -204,7 +204,8 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
     case 'user-events':
       return [...common, nsq, redis]
     case 'cron':
-      return [...common, db]
+      // cron also relays the ledger's event stream (balance updates) to NSQ.
+      return [...common, db, nsq]
     case 'analytics':
       return [...common, db, ...clickhouse]
   }
