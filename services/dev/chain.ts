@@ -181,7 +181,6 @@ export async function startDemoChain(opts: {
     const running = syncer.run({ signal: stopping.signal, pollIntervalMs: 1000 }).catch((err: unknown) => {
       log.error({ err }, 'the demo chain syncer stopped')
     })
-    const unwatch = followHeads(syncer, anvil.wsUrl, log)
     await registerDexIndexer(db, {
       id: DEMO_DEX_ID,
       chainId: anvil.chainId,
@@ -197,7 +196,17 @@ export async function startDemoChain(opts: {
     const dexRunning = dex.run({ signal: stopping.signal, pollIntervalMs: 1000 }).catch((err: unknown) => {
       log.error({ err }, 'the demo DEX indexer stopped')
     })
-    const unwatchDex = followHeads(dex, anvil.wsUrl, log)
+    // One newHeads subscription wakes both: viem shares a socket per URL, so a second one would outlive stop().
+    const unwatch = followHeads(
+      {
+        wake: () => {
+          syncer.wake()
+          dex.wake()
+        },
+      },
+      anvil.wsUrl,
+      log,
+    )
 
     const hotAddress = privateKeyToAccount(DEMO_HOT_KEY).address
     const hotUsdt = await c.reader.readContract({
@@ -283,7 +292,6 @@ export async function startDemoChain(opts: {
       async stop() {
         stopping.abort()
         unwatch()
-        unwatchDex()
         await processor.stop()
         await Promise.all([running, dexRunning])
         await anvil.stop()

@@ -198,4 +198,8 @@ describe('bourse dev: the demo chain', () => {
       new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use.*BOURSE_CHAIN_PORT`),
     )
   }, 60_000)
+
+  it('exits by itself on SIGTERM, the chain, syncer, DEX indexer and cron stopped', async () => {
+    expect(await dev.stop()).toEqual({ killed: false })
+  }, 30_000)
 })

@@ -26,7 +26,8 @@ export interface DevProcess {
   dataDir: string
   /** Everything the process wrote so far (stdout and stderr), for failure messages. */
   output(): string
-  stop(): Promise<void>
+  /** SIGTERM; `killed` when it had not exited 15 s later and took a SIGKILL. */
+  stop(): Promise<{ killed: boolean }>
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -60,14 +61,19 @@ export async function startDev(
   const output = () => chunks.join('')
   const done = exited(child)
 
-  async function stop(): Promise<void> {
+  async function stop(): Promise<{ killed: boolean }> {
+    let killed = false
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      const timer = setTimeout(() => {
+        killed = true
+        child.kill('SIGKILL')
+      }, 15_000)
       await done
       clearTimeout(timer)
     }
     await rm(dir, { recursive: true, force: true })
+    return { killed }
   }
 
   try {
