@@ -54,11 +54,12 @@ export async function kubectl(...args: string[]): Promise<string> {
   return stdout
 }
 
-/** Polls `fn` every 250 ms until it returns something other than undefined or false. */
+/** Polls `fn` every `everyMs` until it returns something other than undefined or false. */
 export async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
   ms = 45_000,
+  everyMs = 250,
 ): Promise<T> {
   const deadline = Date.now() + ms
   let last: unknown
@@ -71,7 +72,7 @@ export async function until<T>(
     }
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-    await new Promise((r) => setTimeout(r, 250))
+    await new Promise((r) => setTimeout(r, everyMs))
   }
 }
 
