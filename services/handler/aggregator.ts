@@ -1,8 +1,8 @@
 /**
  * One symbol's live k-lines of every interval and its 24h ticker, in memory, updated a batch of trades at a
- * time. Each trade is applied to two k-lines only: its 1s k-line and the batch's running sum for its minute;
- * each minute's sum is then merged once into the 1m k-line and every longer interval (all of them are whole
- * minutes) and into the ticker. Merging sums of disjoint trade sets is exact and order-free (klines.ts), so
+ * time. Each trade is applied to one k-line only: the batch's running sum for its second; each second's sum
+ * is merged into its 1s k-line and the batch's sum for its minute, and each minute's sum once into the 1m
+ * k-line and every longer interval (all of them are whole minutes) and into the ticker. Merging sums of disjoint trade sets is exact and order-free (klines.ts), so
  * the result is the same as applying every trade to every interval.
  *
  * Dropping duplicates is the caller's job. The aggregator holds the recent buckets only; the handler loads
@@ -22,6 +22,19 @@ export interface Applied {
   touched: Kline[]
   /** Those that did not exist before (their open time is new to the interval's index). */
   created: Kline[]
+}
+
+/**
+ * The trades summed per second: each trade is added to one k-line only, and the sums (a few per batch) are
+ * merged into the 1s k-lines and the minutes from there.
+ */
+function secondSums(trades: readonly Trade[]): Map<number, Kline> {
+  const sums = new Map<number, Kline>()
+  for (const trade of trades) {
+    const second = bucketStart('1s', trade.time)
+    sums.set(second, applyTrade(sums.get(second), '1s', trade))
+  }
+  return sums
 }
 
 export class SymbolAggregator {
@@ -44,10 +57,15 @@ export class SymbolAggregator {
 
   /** The buckets these trades fall in that are not held: load them (or learn they are empty) before `apply`. */
   missing(trades: readonly Trade[]): { interval: Interval; openTime: number }[] {
+    // Every interval but 1s is whole minutes: the trades' distinct minutes name all their buckets.
+    const seconds = new Set(trades.map((trade) => bucketStart('1s', trade.time)))
+    const minutes = new Set([...seconds].map((second) => bucketStart('1m', second)))
     const wanted = new Map<string, { interval: Interval; openTime: number }>()
-    for (const trade of trades) {
-      for (const interval of INTERVALS) {
-        const openTime = bucketStart(interval, trade.time)
+    for (const openTime of seconds)
+      if (!this.#klines.get('1s')!.has(openTime)) wanted.set(`1s:${openTime}`, { interval: '1s', openTime })
+    for (const minute of minutes) {
+      for (const interval of LONGER) {
+        const openTime = bucketStart(interval, minute)
         if (!this.#klines.get(interval)!.has(openTime))
           wanted.set(`${interval}:${openTime}`, { interval, openTime })
       }
@@ -62,21 +80,31 @@ export class SymbolAggregator {
 
   /** Applies new trades (no duplicates) to every interval and the ticker. */
   apply(trades: readonly Trade[]): Applied {
-    const touched = new Map<string, Kline>()
+    // Objects, not "interval:openTime" strings: each k-line object is held once per bucket.
+    const touched = new Set<Kline>()
     const created: Kline[] = []
     const seconds = this.#klines.get('1s')!
     const minuteSums = new Map<number, Kline>()
-    for (const trade of trades) {
-      const second = bucketStart('1s', trade.time)
-      const before = seconds.get(second)
-      const k = applyTrade(before, '1s', trade)
-      if (before === undefined) {
+    for (const [second, sum] of secondSums(trades)) {
+      let k = seconds.get(second)
+      if (k === undefined) {
+        k = { ...sum }
         seconds.set(second, k)
         created.push(k)
+      } else {
+        mergeInto(k, sum)
       }
-      touched.set(`1s:${second}`, k)
-      const minute = bucketStart('1m', trade.time)
-      minuteSums.set(minute, applyTrade(minuteSums.get(minute), '1m', trade))
+      touched.add(k)
+      const minute = bucketStart('1m', second)
+      const minuteSum = minuteSums.get(minute)
+      if (minuteSum === undefined)
+        minuteSums.set(minute, {
+          ...sum,
+          interval: '1m',
+          openTime: minute,
+          closeTime: bucketEnd('1m', minute),
+        })
+      else mergeInto(minuteSum, sum)
     }
     for (const [minute, sum] of minuteSums) {
       let minuteKline: Kline | undefined
@@ -91,12 +119,12 @@ export class SymbolAggregator {
         } else {
           mergeInto(k, sum)
         }
-        touched.set(`${interval}:${openTime}`, k)
+        touched.add(k)
         if (interval === '1m') minuteKline = k
       }
       this.ticker.add(sum, minuteKline!)
     }
-    return { touched: [...touched.values()], created }
+    return { touched: [...touched], created }
   }
 
   /** Forgets old buckets: keeps a few per interval, and the 1m k-lines of the ticker's window. */

@@ -46,18 +46,24 @@ export interface Kline {
   closeTradeTime: number
 }
 
+// Made once: tradeFromEvent runs for every trade.
+const PRICE = { field: 'price' }
+const QUANTITY = { field: 'quantity' }
+const QUOTE_QUANTITY = { field: 'quoteQuantity' }
+const TRADE_ID = /^\d{1,20}$/
+
 /** Parses a trade event from the bus; throws a BourseError naming the bad field. */
 export function tradeFromEvent(event: TradeEvent): Trade {
-  if (typeof event.tradeId !== 'string' || !/^\d{1,20}$/.test(event.tradeId)) {
+  if (typeof event.tradeId !== 'string' || !TRADE_ID.test(event.tradeId)) {
     throw new TypeError(`tradeId must be a decimal integer string, got ${JSON.stringify(event.tradeId)}`)
   }
   if (!Number.isSafeInteger(event.time)) throw new TypeError(`time must be epoch ms, got ${event.time}`)
   return {
     symbol: event.market,
     id: BigInt(event.tradeId),
-    price: parseDecimal(event.price, SCALE, { field: 'price' }),
-    qty: parseDecimal(event.quantity, SCALE, { field: 'quantity' }),
-    quoteQty: parseDecimal(event.quoteQuantity, SCALE, { field: 'quoteQuantity' }),
+    price: parseDecimal(event.price, SCALE, PRICE),
+    qty: parseDecimal(event.quantity, SCALE, QUANTITY),
+    quoteQty: parseDecimal(event.quoteQuantity, SCALE, QUOTE_QUANTITY),
     time: event.time,
     buyerIsMaker: event.buyerIsMaker === true,
   }
