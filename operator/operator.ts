@@ -265,6 +265,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       metadata: {
         name: m.metadata!.name,
         namespace: m.metadata!.namespace,
+        // A precondition: a late pass over a stale cached Market gets 409 instead of creating a Market that
+        // is gone, or dropping the finalizer of a new Market of the same name.
+        uid: m.metadata!.uid,
         finalizers: present ? [FINALIZER] : [],
       },
     })
