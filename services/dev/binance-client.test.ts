@@ -5,13 +5,28 @@
  * listed and cancelled, a MARKET order by quoteOrderQty with FULL fills that move the balances, the
  * history, and the errors as the client surfaces them (Binance's codes and messages word for word).
  *
- * Not covered: the user data stream (listen keys) is not built yet. The client's own `getServerTime()`
+ * The user data stream through the package's own WebSocket clients, pointed at bourse dev's ws port with
+ * `wsUrl`: the WebsocketAPIClient's `subscribeUserDataStream` (Binance's current way, the WebSocket API's
+ * `userDataStream.subscribe.signature`) and the WebsocketClient's listen-key stream (`subscribeSpotUserDataStream`,
+ * which asks the REST API for the listen key): an order placed and cancelled shows up on both as its
+ * executionReports and the outboundAccountPositions of the USDT it holds and gives back.
+ *
+ * The client's own `getServerTime()`
  * is not used: it ignores `baseUrl` and always asks api.binance.com (it resolves its URL from the base
  * URL key alone), so the test reads /api/v3/time through the same client's generic `get`.
  */
-import { MainClient, type SpotOrder, type SymbolFilter, type Ticker24hrFull } from 'binance'
+import {
+  DefaultLogger,
+  MainClient,
+  type SpotOrder,
+  type SymbolFilter,
+  type Ticker24hrFull,
+  WebsocketAPIClient,
+  WebsocketClient,
+} from 'binance'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatDecimal, parseDecimal } from '../../lib/money.ts'
+import { freePort } from '../../lib/net.ts'
 import { type DevProcess, startDev } from './dev-process.ts'
 
 const SYMBOL = 'BTCUSDT'
@@ -37,6 +52,24 @@ async function rejection(promise: Promise<unknown>): Promise<ClientError> {
   throw new Error('expected the request to be refused')
 }
 
+type StreamEvent = Record<string, unknown> & { e: string }
+
+/** The WebSocket clients log every connection step at info level: errors only. */
+const quiet: DefaultLogger = { ...DefaultLogger, info: () => {} }
+
+/** The user data events a WebSocket client of the package hands over, unwrapped from the WS API's `{subscriptionId, event}`. */
+function userEvents(ws: WebsocketClient): { events: StreamEvent[]; exceptions: unknown[] } {
+  const events: StreamEvent[] = []
+  const exceptions: unknown[] = []
+  ws.on('message', (data) => {
+    const message = data as unknown as { event?: StreamEvent } & Partial<StreamEvent>
+    const event = message.event ?? message
+    if (typeof event.e === 'string') events.push(event as StreamEvent)
+  })
+  ws.on('exception', (error) => exceptions.push(error))
+  return { events, exceptions }
+}
+
 async function eventually<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
   const deadline = Date.now() + 30_000
   for (;;) {
@@ -50,6 +83,8 @@ async function eventually<T>(what: string, read: () => Promise<T>, ok: (value: T
 describe('the binance npm client against bourse dev', () => {
   let dev: DevProcess
   let client: MainClient
+  /** bourse dev's ws server, ws://127.0.0.1:PORT. */
+  let wsUrl: string
   /** Filters of BTCUSDT as the client parsed them from exchangeInfo. */
   let tick: bigint
   let lot: bigint
@@ -75,8 +110,57 @@ describe('the binance npm client against bourse dev', () => {
     return p - (p % tick)
   }
 
+  /** A LIMIT buy under the market, placed and cancelled: its reports and the USDT it holds, seen on `events`. */
+  async function orderOnStream(events: StreamEvent[], exceptions: unknown[]): Promise<void> {
+    const seen = async (what: string, match: (e: StreamEvent) => boolean): Promise<StreamEvent> => {
+      const found = await eventually(
+        what,
+        async () => {
+          if (exceptions.length > 0) throw new Error(`client exception: ${JSON.stringify(exceptions[0])}`)
+          return events.find(match)
+        },
+        (e) => e !== undefined,
+      )
+      return found!
+    }
+    const usdtLocked = (e: StreamEvent, locked: bigint) =>
+      e.e === 'outboundAccountPosition' &&
+      (e.B as { a: string; l: string }[]).some((b) => b.a === 'USDT' && units(b.l) === locked)
+    const price = await priceBelowMarket()
+    const quantity = 100n * lot
+    const cost = (price * quantity) / 10n ** BigInt(S)
+    const clientOrderId = client.generateNewOrderId()
+    const { orderId } = await client.submitNewOrder({
+      symbol: SYMBOL,
+      side: 'BUY',
+      type: 'LIMIT',
+      timeInForce: 'GTC',
+      price: Number(text(price)),
+      quantity: Number(text(quantity)),
+      newClientOrderId: clientOrderId,
+    })
+    const placed = await seen('the NEW executionReport', (e) => e.e === 'executionReport' && e.i === orderId)
+    expect(placed).toMatchObject({ s: SYMBOL, c: clientOrderId, S: 'BUY', o: 'LIMIT', x: 'NEW', X: 'NEW' })
+    expect(units(placed.p as string)).toBe(price)
+    expect(units(placed.q as string)).toBe(quantity)
+    await seen('the USDT held by the order', (e) => usdtLocked(e, cost))
+
+    await client.cancelOrder({ symbol: SYMBOL, orderId })
+    const canceled = await seen(
+      'the CANCELED executionReport',
+      (e) => e.e === 'executionReport' && e.i === orderId && e.X === 'CANCELED',
+    )
+    expect(canceled).toMatchObject({ x: 'CANCELED', z: expect.stringMatching(/^0(\.0+)?$/) })
+    await seen(
+      'the USDT given back',
+      (e) => usdtLocked(e, 0n) && events.indexOf(e) > events.indexOf(canceled),
+    )
+  }
+
   beforeAll(async () => {
-    dev = await startDev()
+    const wsPort = await freePort()
+    wsUrl = `ws://127.0.0.1:${wsPort}`
+    dev = await startDev({ env: { BOURSE_WS_PORT: String(wsPort) } })
     client = new MainClient({ baseUrl: dev.url, api_key: dev.apiKey, api_secret: dev.apiSecret })
   }, 120_000)
 
@@ -388,5 +472,43 @@ describe('the binance npm client against bourse dev', () => {
 
     expect(await balances()).toEqual(before)
     expect(await client.getOpenOrders({ symbol: SYMBOL })).toEqual([])
+  })
+  it("streams the order's executionReports and outboundAccountPositions to the WebsocketAPIClient (userDataStream.subscribe.signature)", async () => {
+    const api = new WebsocketAPIClient(
+      {
+        api_key: dev.apiKey,
+        api_secret: dev.apiSecret,
+        wsUrl,
+        attachEventListeners: false,
+      },
+      quiet,
+    )
+    try {
+      const { events, exceptions } = userEvents(api.getWSClient())
+      const subscribed = await api.subscribeUserDataStream('mainWSAPI')
+      expect(subscribed).toMatchObject({ status: 200, result: { subscriptionId: expect.any(Number) } })
+      await orderOnStream(events, exceptions)
+      expect(await api.unsubscribeUserDataStream('mainWSAPI')).toMatchObject({ status: 200 })
+    } finally {
+      await api.disconnectAll()
+    }
+  })
+
+  it('streams them to the WebsocketClient on a listen key it gets from the REST API', async () => {
+    const ws = new WebsocketClient(
+      { api_key: dev.apiKey, api_secret: dev.apiSecret, wsUrl, restOptions: { baseUrl: dev.url } },
+      quiet,
+    )
+    try {
+      const { events, exceptions } = userEvents(ws)
+      const opened = new Promise((resolve) => ws.once('open', resolve))
+      await ws.subscribeSpotUserDataStream()
+      expect(exceptions).toEqual([])
+      await opened
+      await orderOnStream(events, exceptions)
+    } finally {
+      await ws.unsubscribeSpotUserDataStream()
+      ws.closeAll()
+    }
   })
 })
