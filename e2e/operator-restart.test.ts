@@ -83,6 +83,8 @@ async function startProcess(identity: string): Promise<OperatorProcess> {
   child.stdout!.on('data', (b: Buffer) => p.output.push(b.toString()))
   child.stderr!.on('data', (b: Buffer) => p.output.push(b.toString()))
   processes.push(p)
+  // Not left running if this test process dies first.
+  process.once('exit', () => child.kill('SIGKILL'))
   await until(`${identity} to serve /healthz`, async () => (await fetch(`${p.url}/healthz`)).ok, 30_000)
   return p
 }
