@@ -1,6 +1,7 @@
 /**
- * The Linkora market-data routes end to end through app.request: PGlite, the in-process engine behind the
- * EngineClient's in-process transport, and the in-process cache filled with the handler's own functions.
+ * The Linkora market-data routes end to end through app.request, every answer checked against the schema
+ * /openapi.json documents: PGlite, the in-process engine behind the EngineClient's in-process transport, and
+ * the in-process cache filled with the handler's own functions.
  */
 import type { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +15,7 @@ import { keys } from '../handler/keys.ts'
 import { klineToHash, newKline, SCALE } from '../handler/klines.ts'
 import { createGatewayApp } from './app.ts'
 import { EngineClient } from './engine-client.ts'
+import { LINKORA_ENDPOINTS, LINKORA_PREFIX } from './linkora.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field
 type Answer = any
@@ -47,9 +49,15 @@ afterAll(async () => {
   await fx?.close()
 })
 
+const endpointOf = (path: string) =>
+  Object.values(LINKORA_ENDPOINTS).find((e) => path.split('?')[0] === `${LINKORA_PREFIX}${e.path}`)!
+
 async function get(path: string): Promise<{ status: number; body: Answer }> {
   const response = await app.request(path)
-  return { status: response.status, body: await response.json() }
+  const body = await response.json()
+  // Every answer is what /openapi.json says it is: the documented schema, no field more or less.
+  if (response.status === 200) expect(endpointOf(path).response.parse(body)).toEqual(body)
+  return { status: response.status, body }
 }
 
 const units = (v: string) => parseDecimal(v, SCALE)

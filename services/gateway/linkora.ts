@@ -28,8 +28,11 @@ export interface LinkoraDeps {
 
 export const LINKORA_PREFIX = '/linkora'
 
-const SymbolParam = z.string().min(1).max(32)
-const Timeframe = z.string().min(1).max(8)
+const SymbolParam = z.string().min(1).max(32).meta({ description: 'A market symbol, e.g. BTCUSDT.' })
+const Timeframe = z.string().min(1).max(8).meta({
+  description:
+    '1, 3, 5, 15, 30, 45 (minutes), 1H, 2H, 3H, 4H, 1D, 1W, 1M, or any Binance interval (1s, 1m, …)',
+})
 const intParam = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback)
 
@@ -40,6 +43,125 @@ const CandlesQuery = z.object({
 })
 const OrderbookQuery = z.object({ symbol: SymbolParam, levels: intParam(1, 1000, 20) })
 const PriceQuery = z.object({ symbol: SymbolParam, timeframe: Timeframe.default('1H') })
+
+const Amount = z.string().meta({ description: 'A decimal string.' })
+const EpochMs = z.number().int().meta({ description: 'Epoch milliseconds.' })
+const Level = z.object({ price: Amount, quantity: Amount })
+
+const Health = z.object({
+  status: z.literal('healthy'),
+  timestamp: z.string().meta({ description: 'An ISO 8601 timestamp.' }),
+  symbols: z.number().int().meta({ description: 'How many markets are served.' }),
+})
+const Symbols = z.object({
+  symbols: z.array(
+    z.object({
+      symbol: z.string(),
+      base: z.string(),
+      quote: z.string(),
+      status: z.enum(['trading', 'halted']),
+    }),
+  ),
+  count: z.number().int(),
+})
+const Candles = z.object({
+  symbol: z.string(),
+  timeframe: z.string().meta({ description: 'As asked.' }),
+  interval: z.string().meta({ description: "The timeframe's Binance interval name." }),
+  count: z.number().int(),
+  candles: z.array(
+    z.object({
+      timestamp: EpochMs.meta({ description: 'Open time (UTC bucket start).' }),
+      closeTime: EpochMs,
+      open: Amount,
+      high: Amount,
+      low: Amount,
+      close: Amount,
+      volume: Amount,
+      quoteVolume: Amount,
+      trades: z.number().int(),
+    }),
+  ),
+})
+const Orderbook = z.object({
+  symbol: z.string(),
+  timestamp: EpochMs,
+  lastUpdateId: z.number().int(),
+  levels: z.number().int(),
+  bids: z.array(Level),
+  asks: z.array(Level),
+  spread: Amount.nullable().meta({ description: 'Best ask minus best bid; null with a side empty.' }),
+})
+const Price = z.object({
+  symbol: z.string(),
+  timeframe: z.string(),
+  interval: z.string(),
+  price: Amount,
+  open: Amount.meta({ description: "The open of the timeframe's current bucket." }),
+  change: Amount,
+  changePercent: z.string().meta({ description: 'Percent at 2 places, truncated toward zero.' }),
+  high: Amount,
+  low: Amount,
+  volume: Amount,
+  trend: z.enum(['up', 'down', 'flat']),
+  openTime: EpochMs,
+  timestamp: EpochMs,
+})
+
+/** One route: its query and answer schemas validate and describe it (openapi.ts), its errors are `{code, message, field}`. */
+export interface LinkoraEndpoint {
+  /** Under LINKORA_PREFIX. */
+  path: string
+  operationId: string
+  summary: string
+  query?: z.ZodObject
+  response: z.ZodType
+  /** Error statuses it answers. */
+  errors: number[]
+}
+
+export const LINKORA_ENDPOINTS = {
+  health: {
+    path: '/health',
+    operationId: 'linkora_health',
+    summary: 'Service health and the number of markets',
+    response: Health,
+    errors: [],
+  },
+  symbols: {
+    path: '/symbols',
+    operationId: 'linkora_symbols',
+    summary: 'The markets',
+    response: Symbols,
+    errors: [],
+  },
+  candles: {
+    path: '/candles',
+    operationId: 'linkora_candles',
+    summary: 'Candles of a timeframe, oldest first (UTC buckets; weeks from Monday, calendar months)',
+    query: CandlesQuery,
+    response: Candles,
+    errors: [400, 404],
+  },
+  orderbook: {
+    path: '/orderbook',
+    operationId: 'linkora_orderbook',
+    summary: 'The order book to a depth, with the spread',
+    query: OrderbookQuery,
+    response: Orderbook,
+    errors: [400, 404, 503],
+  },
+  price: {
+    path: '/price',
+    operationId: 'linkora_price',
+    summary: 'The current price with its change, high, low, volume and trend over a timeframe',
+    query: PriceQuery,
+    response: Price,
+    errors: [400, 404],
+  },
+} as const satisfies Record<string, LinkoraEndpoint>
+
+type QueryOf<E extends LinkoraEndpoint> = E['query'] extends z.ZodObject ? z.output<E['query']> : undefined
 
 function parseQuery<S extends z.ZodObject>(schema: S, c: Context): z.output<S> {
   const result = schema.safeParse(c.req.query())
@@ -74,30 +196,34 @@ export function linkoraRoutes(app: Hono, deps: LinkoraDeps): void {
     return info
   }
 
-  function get(path: string, handler: (c: Context) => Promise<unknown>): void {
-    app.get(`${LINKORA_PREFIX}${path}`, async (c) => {
+  function get<E extends LinkoraEndpoint>(
+    endpoint: E,
+    handler: (query: QueryOf<E>) => Promise<z.input<E['response']>>,
+  ): void {
+    app.get(`${LINKORA_PREFIX}${endpoint.path}`, async (c) => {
       try {
-        return c.json((await handler(c)) as object)
+        const query = (endpoint.query === undefined ? undefined : parseQuery(endpoint.query, c)) as QueryOf<E>
+        return c.json((await handler(query)) as object)
       } catch (err) {
         if (err instanceof BourseError) {
           return c.json(err.toJSON(), err.status as 400)
         }
-        deps.log.error({ err, path }, 'linkora route failed')
+        deps.log.error({ err, path: endpoint.path }, 'linkora route failed')
         return c.json({ code: 'internal', message: 'internal error' }, 500)
       }
     })
   }
 
-  get('/health', async () => {
+  get(LINKORA_ENDPOINTS.health, async () => {
     const { markets } = await deps.markets.directory()
     return {
-      status: 'healthy',
+      status: 'healthy' as const,
       timestamp: new Date(deps.now()).toISOString(),
       symbols: markets.size,
     }
   })
 
-  get('/symbols', async () => {
+  get(LINKORA_ENDPOINTS.symbols, async () => {
     const { markets } = await deps.markets.directory()
     const symbols = [...markets.values()].map((m) => ({
       symbol: m.symbol,
@@ -108,8 +234,7 @@ export function linkoraRoutes(app: Hono, deps: LinkoraDeps): void {
     return { symbols, count: symbols.length }
   })
 
-  get('/candles', async (c) => {
-    const q = parseQuery(CandlesQuery, c)
+  get(LINKORA_ENDPOINTS.candles, async (q) => {
     const interval = timeframeOf(q.timeframe)
     const info = await market(q.symbol)
     const rows = await klines(deps.cache, info.symbol, interval, { limit: q.limit })
@@ -127,8 +252,7 @@ export function linkoraRoutes(app: Hono, deps: LinkoraDeps): void {
     return { symbol: info.symbol, timeframe: q.timeframe, interval, count: candles.length, candles }
   })
 
-  get('/orderbook', async (c) => {
-    const q = parseQuery(OrderbookQuery, c)
+  get(LINKORA_ENDPOINTS.orderbook, async (q) => {
     const info = await market(q.symbol)
     const engine = deps.engines.get(info.symbol)
     if (engine === undefined)
@@ -161,8 +285,7 @@ export function linkoraRoutes(app: Hono, deps: LinkoraDeps): void {
     }
   })
 
-  get('/price', async (c) => {
-    const q = parseQuery(PriceQuery, c)
+  get(LINKORA_ENDPOINTS.price, async (q) => {
     const interval = timeframeOf(q.timeframe)
     const info = await market(q.symbol)
     const [rows, ticker] = await Promise.all([
@@ -194,7 +317,7 @@ export function linkoraRoutes(app: Hono, deps: LinkoraDeps): void {
       high: fixed(high, scale),
       low: fixed(low, scale),
       volume: fixed(volume, info.qtyScale),
-      trend: change > 0n ? 'up' : change < 0n ? 'down' : 'flat',
+      trend: change > 0n ? ('up' as const) : change < 0n ? ('down' as const) : ('flat' as const),
       openTime: k !== undefined ? k[0] : ticker!.openTime,
       timestamp: deps.now(),
     }

@@ -11,6 +11,7 @@ import { createLogger } from '../../lib/log.ts'
 import { type MarketFixture, marketFixture } from '../engine/testing.ts'
 import { createGatewayApp } from './app.ts'
 import { EngineClient } from './engine-client.ts'
+import { LINKORA_ENDPOINTS } from './linkora.ts'
 import { AdjustBalanceBody } from './v1/schemas.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: a free-form JSON document, checked by shape
@@ -124,6 +125,38 @@ describe('/openapi.json', () => {
       ['limit', false],
     ])
     expect(doc.paths['/api/v3/order'].post.parameters.map((p: Doc) => p.name)).toContain('signature')
+  })
+
+  it('documents /linkora from the zod schemas that validate its queries and shape its answers', () => {
+    const candles = doc.paths['/linkora/candles'].get
+    expect(candles.parameters.map((p: Doc) => [p.name, p.in, p.required])).toEqual([
+      ['symbol', 'query', true],
+      ['timeframe', 'query', false],
+      ['limit', 'query', false],
+    ])
+    expect(candles.parameters[2].schema).toMatchObject({ minimum: 1, maximum: 1000, default: 100 })
+    const { $schema: _, ...expected } = z.toJSONSchema(LINKORA_ENDPOINTS.candles.response, {
+      target: 'draft-2020-12',
+      io: 'output',
+    })
+    expect(candles.responses['200'].content['application/json'].schema).toEqual(expected)
+    expect(candles.responses['400'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/Error',
+    })
+    expect(
+      doc.paths['/linkora/price'].get.responses['200'].content['application/json'].schema.properties.trend,
+    ).toEqual({ type: 'string', enum: ['up', 'down', 'flat'] })
+    expect(
+      Object.keys(doc.paths)
+        .filter((p) => p.startsWith('/linkora/'))
+        .sort(),
+    ).toEqual([
+      '/linkora/candles',
+      '/linkora/health',
+      '/linkora/orderbook',
+      '/linkora/price',
+      '/linkora/symbols',
+    ])
   })
 
   it('documents every route the app serves, and the app serves every documented route', async () => {

@@ -2,14 +2,16 @@
  * The gateway's OpenAPI 3.1 document, served at /openapi.json.
  *
  * The /v1 operations are generated from the zod schemas that validate their requests (v1/routes.ts), through
- * z.toJSONSchema (JSON Schema 2020-12, OpenAPI 3.1's dialect). The Binance-compatible routes parse their
- * parameters by hand, Binance style (binance/request.ts), not with zod: they are described from the table
- * below — names, where they go and whether they are required, as plain strings, the validation being the
- * handler's — and any route the app serves that the table does not know is listed with no parameters and
- * says so, so the document covers every route the app answers.
+ * z.toJSONSchema (JSON Schema 2020-12, OpenAPI 3.1's dialect), and so are the /linkora ones, from the query
+ * schemas that validate them and the schemas of their answers (linkora.ts). The Binance-compatible routes
+ * parse their parameters by hand, Binance style (binance/request.ts), not with zod: they are described from
+ * the table below — names, where they go and whether they are required, as plain strings, the validation
+ * being the handler's — and any route the app serves that the table does not know is listed with no
+ * parameters and says so, so the document covers every route the app answers.
  */
 import type { Hono } from 'hono'
 import { z } from 'zod'
+import { LINKORA_ENDPOINTS, LINKORA_PREFIX, type LinkoraEndpoint } from './linkora.ts'
 import type { Endpoint } from './v1/routes.ts'
 import { ErrorBody } from './v1/schemas.ts'
 
@@ -52,19 +54,21 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'An engine or the OIDC issuer is unavailable; retry',
 }
 
-function v1Operation(e: Endpoint): Doc {
-  const statuses = new Set([400, ...(e.auth === 'none' ? [] : [401]), ...e.errors])
-  const responses: Doc = {
-    [e.status]: {
-      description: e.status === 201 ? 'Created' : 'OK',
-      content: { 'application/json': { schema: jsonSchema(e.response, 'output') } },
+/** The answer's schema under `status`, and the `{code, message, field}` error under each error status. */
+function responses(status: number, response: z.ZodType, errors: Iterable<number>): Doc {
+  const out: Doc = {
+    [status]: {
+      description: status === 201 ? 'Created' : 'OK',
+      content: { 'application/json': { schema: jsonSchema(response, 'output') } },
     },
   }
-  for (const s of [...statuses].sort())
-    responses[s] = {
-      description: ERROR_TEXT[s] ?? 'Error',
-      content: { 'application/json': { schema: errorRef } },
-    }
+  for (const s of [...errors].sort())
+    out[s] = { description: ERROR_TEXT[s] ?? 'Error', content: { 'application/json': { schema: errorRef } } }
+  return out
+}
+
+function v1Operation(e: Endpoint): Doc {
+  const statuses = new Set([400, ...(e.auth === 'none' ? [] : [401]), ...e.errors])
   return {
     operationId: e.operationId,
     summary: e.summary,
@@ -81,7 +85,18 @@ function v1Operation(e: Endpoint): Doc {
             content: { 'application/json': { schema: jsonSchema(e.body, 'input') } },
           },
         }),
-    responses,
+    responses: responses(e.status, e.response, statuses),
+  }
+}
+
+function linkoraOperation(e: LinkoraEndpoint): Doc {
+  return {
+    operationId: e.operationId,
+    summary: e.summary,
+    tags: ['linkora'],
+    security: [],
+    parameters: parameters(e.query, 'query'),
+    responses: responses(200, e.response, e.errors),
   }
 }
 
@@ -261,6 +276,10 @@ export function openApiDocument(app: Hono, v1: readonly Endpoint[]): Doc {
     add(e.path, e.method, v1Operation(e))
     documented.add(`${e.method.toUpperCase()} ${e.path.replace(/\{(\w+)\}/g, ':$1')}`)
   }
+  for (const e of Object.values(LINKORA_ENDPOINTS)) {
+    add(`${LINKORA_PREFIX}${e.path}`, 'get', linkoraOperation(e))
+    documented.add(`GET ${LINKORA_PREFIX}${e.path}`)
+  }
   for (const r of app.routes) {
     const method = r.method.toUpperCase()
     if (!['GET', 'POST', 'PUT', 'DELETE', 'PATCH'].includes(method)) continue
@@ -289,8 +308,9 @@ export function openApiDocument(app: Hono, v1: readonly Endpoint[]): Doc {
       title: 'Bourse gateway',
       version: '1',
       description:
-        'The native /v1 API (schemas generated from the zod schemas that validate it) and the Binance Spot ' +
-        'API v3 compatible routes (described by name; Binance documents their shapes).',
+        'The native /v1 API and the Linkora market-data API under /linkora (schemas generated from the zod ' +
+        'schemas that validate them) and the Binance Spot API v3 compatible routes (described by name; ' +
+        'Binance documents their shapes).',
     },
     tags: [
       { name: 'users', description: 'Users (administrators)' },
@@ -302,6 +322,7 @@ export function openApiDocument(app: Hono, v1: readonly Endpoint[]): Doc {
       { name: 'admin', description: 'Market and ledger administration' },
       { name: 'binance', description: 'Binance Spot API v3 compatible' },
       { name: 'binance-wallet', description: 'Binance wallet API compatible (deposits, withdrawals)' },
+      { name: 'linkora', description: "The seeds' (Linkora) market-data API: candles, order book, price" },
       { name: 'meta', description: 'This document' },
     ],
     paths,
