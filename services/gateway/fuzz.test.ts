@@ -5,9 +5,9 @@
  *
  * schemathesis installs itself into a virtualenv under ~/.cache/bourse keyed by its version (once; later runs
  * reuse it). Three runs: the admin operations with the admin token, the user operations with an OIDC JWT, and
- * the Binance-compatible and /linkora ones with no credentials, each with a bounded number of examples per operation
- * (BOURSE_FUZZ_EXAMPLES, default 25) so the whole stays under a minute once installed. BOURSE_FUZZ_SEED picks
- * another seed (default 1).
+ * the Binance-compatible and /linkora ones with no credentials, each with a bounded number of examples per
+ * operation (BOURSE_FUZZ_EXAMPLES, default 25) so the whole stays under a minute once installed.
+ * BOURSE_FUZZ_SEED picks another seed (default 1).
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
