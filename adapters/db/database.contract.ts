@@ -89,7 +89,7 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
       expect(after!.available).toBe('1')
     })
 
-    it('keeps the ledger balanced, append-only, and its idempotency keys unique', async () => {
+    it('keeps the ledger balanced, append-only, its entries on real journals and accounts, and its keys unique', async () => {
       const user = await newUser('ledger')
       const [account] = await handle.db.insert(accounts).values({ userId: user.id, asset: 'BTC' }).returning()
       const [journal] = await handle.db
@@ -120,6 +120,37 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
       ).rejects.toThrow()
       await expect(handle.db.update(ledgerEntries).set({ amount: '2' })).rejects.toThrow()
       await expect(handle.db.delete(journals).where(eq(journals.id, journal!.id))).rejects.toThrow()
+      // The database's own message, under the driver's "Failed query" wrapper.
+      const refused = (query: Promise<unknown>, pattern: RegExp) =>
+        expect(
+          query.then(
+            () => 'accepted',
+            (e: Error) => String((e.cause as Error | undefined)?.message ?? e.message),
+          ),
+        ).resolves.toMatch(pattern)
+      await refused(handle.db.delete(accounts).where(eq(accounts.id, account!.id)), /append-only/)
+      // An entry must name an existing journal, and an account of its own asset.
+      const [other] = await handle.db
+        .insert(journals)
+        .values({ idempotencyKey: 'deposit:tx2:0', kind: 'deposit' })
+        .returning()
+      const balancedPair = (journalId: bigint, accountId: bigint, asset: 'BTC' | 'ETH') => [
+        { ...entry, journalId, asset, accountId, amount: '1' },
+        { ...entry, journalId, asset, accountId: custody!.id, amount: '-1' },
+      ]
+      const orphan = /no such journal, or no such account/
+      await refused(
+        handle.db.insert(ledgerEntries).values(balancedPair(journal!.id + 1000n, account!.id, 'BTC')),
+        orphan,
+      )
+      await refused(
+        handle.db.insert(ledgerEntries).values(balancedPair(other!.id, account!.id + 1000n, 'BTC')),
+        orphan,
+      )
+      await refused(
+        handle.db.insert(ledgerEntries).values(balancedPair(other!.id, account!.id, 'ETH')),
+        orphan,
+      )
       const entries = await handle.db
         .select()
         .from(ledgerEntries)
