@@ -58,14 +58,23 @@ export const ApiKeyParams = z.strictObject({ keyId: Id })
 export const UserApiKeyParams = z.strictObject({ userId: Id, keyId: Id })
 export const MarketParams = z.strictObject({ symbol: MarketSymbol })
 
-export const ListUsersQuery = z.strictObject({
-  limit: z
+/** A page size of 1-1000 (default 100) in a query string. */
+const pageLimit = (what: string) =>
+  z
     .string()
     // The range as a pattern, so that the document says exactly what is accepted.
     .regex(/^(?:1000|[1-9][0-9]{0,2})$/, 'expected an integer 1-1000')
     .transform(Number)
     .optional()
-    .meta({ description: 'At most this many users (1-1000, default 100).' }),
+    .meta({ description: `At most this many ${what} (1-1000, default 100).` })
+
+/** A Wallet resource's name, as the id of its chain wallet. */
+const WalletName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'expected a Wallet resource name')
+
+export const ListUsersQuery = z.strictObject({
+  limit: pageLimit('users'),
   after: Id.optional().meta({ description: 'Users whose id is greater than this (the last id of a page).' }),
 })
 
@@ -202,11 +211,9 @@ export const ReviewWithdrawalBody = z.strictObject({
 
 export const WithdrawBody = z.strictObject({
   asset: Asset,
-  network: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'expected a Wallet resource name')
-    .optional()
-    .meta({ description: 'The Wallet (chain) to send on; default: the first network configured.' }),
+  network: WalletName.optional().meta({
+    description: 'The Wallet (chain) to send on; default: the first network configured.',
+  }),
   address: z
     .string()
     .max(100)
@@ -221,14 +228,7 @@ export const WithdrawBody = z.strictObject({
     }),
 })
 
-export const ListWithdrawalsQuery = z.strictObject({
-  limit: z
-    .string()
-    .regex(/^(?:1000|[1-9][0-9]{0,2})$/, 'expected an integer 1-1000')
-    .transform(Number)
-    .optional()
-    .meta({ description: 'At most this many, newest first (1-1000, default 100).' }),
-})
+export const ListWithdrawalsQuery = z.strictObject({ limit: pageLimit('withdrawals, newest first') })
 
 export const WithdrawalView = z.object({
   id: z.string(),
@@ -246,11 +246,9 @@ export const WithdrawalView = z.object({
 
 export const ResumeWithdrawalsBody = z.strictObject({
   operator: Operator,
-  wallet: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'expected a Wallet resource name')
-    .optional()
-    .meta({ description: 'A wallet id, or omitted for the exchange-wide pause that reconciliation sets.' }),
+  wallet: WalletName.optional().meta({
+    description: 'A wallet id, or omitted for the exchange-wide pause that reconciliation sets.',
+  }),
 })
 
 export const WithdrawalsResumed = z.object({ resumed: z.boolean() })
