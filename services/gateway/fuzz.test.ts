@@ -89,6 +89,10 @@ beforeAll(async () => {
       oidc: { issuer: oidc.issuer, audience: 'bourse' },
     },
     log: createLogger('gateway-fuzz', { level: 'silent' }),
+    withdrawals: {
+      policy: { assets: { USDT: { dailyLimit: '100', approvalAbove: '10' } } },
+      networks: [{ network: 'ETH', walletId: 'eth' }],
+    },
   })
   http = await startHttpServer({ port: 0, app: getRequestListener(app.fetch) })
 }, 300_000)
