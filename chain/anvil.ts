@@ -154,4 +154,3 @@ function killWithParent(child: ChildProcess): void {
 }
 
 // Tests import the port helper from here with the launcher.
-export { freePort }

@@ -7,8 +7,9 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
-import { type Anvil, freePort, startAnvil } from '../../chain/anvil.ts'
+import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { type ChainClients, chainClients } from '../../chain/testing.ts'
+import { freePort } from '../../lib/net.ts'
 import { deployOrderContract, type OrderContract } from './testing.ts'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))

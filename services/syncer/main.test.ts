@@ -18,10 +18,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
 import { testTokenAbi } from '../../chain/abis.ts'
-import { type Anvil, freePort, startAnvil } from '../../chain/anvil.ts'
+import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployTestToken } from '../../chain/deploy.ts'
 import { type ChainClients, chainClients } from '../../chain/testing.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
+import { freePort } from '../../lib/net.ts'
 import { depositAddress } from './wallet.ts'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
