@@ -93,6 +93,24 @@ export interface SenderOptions {
   readonly now?: () => number
 }
 
+export interface PumpFailure {
+  readonly txId: bigint
+  readonly from: Address
+  readonly error: string
+}
+
+export class PumpError extends Error {
+  readonly failures: readonly PumpFailure[]
+
+  constructor(failures: readonly PumpFailure[]) {
+    super(
+      `${failures.length} sending address(es) stuck: ${failures.map((f) => `${f.from} (chain tx ${f.txId}): ${f.error}`).join('; ')}`,
+    )
+    this.name = 'PumpError'
+    this.failures = failures
+  }
+}
+
 export class TxSender {
   readonly client: PublicClient
   readonly chainId: number
@@ -219,12 +237,24 @@ export class TxSender {
     for (const t of await this.open(from)) if (t.state === 'signed') await this.broadcast(t)
   }
 
-  /** One pass over the open transactions: broadcast, follow receipts, re-broadcast or replace. */
+  /**
+   * One pass over the open transactions: broadcast, follow receipts, re-broadcast or replace. Each sending
+   * address goes in nonce order and stops at its first failure (a later nonce cannot be mined before it)
+   * without holding up the other addresses: one deposit address whose sweep the node refuses must not stop
+   * every other sweep. Throws a PumpError naming the failures after the pass, if there were any.
+   */
   async pump(from?: Address): Promise<void> {
+    const failures: PumpFailure[] = []
     for (const t of await this.open(from)) {
-      if (t.state === 'signed') await this.broadcast(t)
-      else await this.follow(t)
+      if (failures.some((f) => f.from === t.fromAddress)) continue
+      try {
+        if (t.state === 'signed') await this.broadcast(t)
+        else await this.follow(t)
+      } catch (err) {
+        failures.push({ txId: t.id, from: t.fromAddress, error: errorText(err) })
+      }
     }
+    if (failures.length > 0) throw new PumpError(failures)
   }
 
   async broadcast(t: ChainTx): Promise<void> {

@@ -188,6 +188,51 @@ describe('sweeps', () => {
     expect(await findImbalances(tdb.db)).toEqual([])
   })
 
+  it("sweeps the other addresses while one address's transaction is refused by the node", async () => {
+    const [dave, erin] = await queryRows<{ id: bigint }>(
+      tdb.db,
+      sql`insert into users (name) values ('dave'), ('erin') returning id`,
+    )
+    const stuck = depositAccount(3)
+    const healthy = depositAccount(4)
+    await tdb.db.execute(
+      sql`insert into deposit_addresses (wallet_id, address_index, user_id, address)
+          values ('eth', 3, ${dave!.id}, ${stuck.address}), ('eth', 4, ${erin!.id}, ${healthy.address})`,
+    )
+    await c.reader.waitForTransactionReceipt({
+      hash: await c.wallet(0).sendTransaction({ to: healthy.address, value: parseEther('1') }),
+    })
+    await c.reader.waitForTransactionReceipt({
+      hash: await c.wallet(0).writeContract({
+        address: token,
+        abi: testTokenAbi,
+        functionName: 'mint',
+        args: [healthy.address, parseUnits('200', 6)],
+      }),
+    })
+    const s = sweeper()
+    // A transaction the node will never take: address 3 holds nothing to pay for it.
+    s.sender.addSigner(stuck)
+    await s.sender.submit(stuck.address, {
+      purpose: 'gas_topup',
+      refId: 'never',
+      to: COLD,
+      value: parseEther('5'),
+      gas: 21_000n,
+    })
+    const coldTokens = await tokenBalance(COLD)
+    const errors: string[] = []
+    for (let i = 0; i < 10 && (await tokenBalance(healthy.address)) > 0n; i++) {
+      await s.tick().catch((err: Error) => errors.push(err.message))
+      await c.mine(1)
+    }
+    expect(await tokenBalance(healthy.address)).toBe(0n)
+    expect(await tokenBalance(COLD)).toBe(coldTokens + parseUnits('200', 6))
+    // Each pass still says what is stuck, and where.
+    expect(errors.length).toBeGreaterThan(0)
+    expect(errors.every((e) => e.includes(stuck.address))).toBe(true)
+  })
+
   it('raises the gas keeper alert below its minimum', async () => {
     expect(await sweeper().checkKeeper()).toBe(false)
     expect(await registry.getSingleMetricAsString('bourse_gas_keeper_low')).toContain(

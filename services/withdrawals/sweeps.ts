@@ -80,12 +80,17 @@ export class Sweeper {
     }
   }
 
+  /** One pass; the sweeps of addresses whose transactions went through move on even if another's are stuck. */
   async tick(): Promise<void> {
     await this.checkKeeper()
     await this.plan()
     await this.advance()
-    await this.sender.pump()
+    const stuck = await this.sender.pump().then(
+      () => null,
+      (err: unknown) => err,
+    )
     await this.advance()
+    if (stuck !== null) throw stuck
   }
 
   /** Returns true when the gas keeper is below its minimum (and sets the alert gauge). */
