@@ -4,7 +4,6 @@
  * the ledger's); the relay (services/relay) publishes them in that order.
  */
 import { sql } from 'drizzle-orm'
-import { pgArray } from '../../ledger/ledger.ts'
 import type { Executor } from './database.ts'
 
 export interface OutboxEvent {
@@ -19,10 +18,11 @@ export async function insertOutbox(
   events: readonly OutboxEvent[],
 ): Promise<void> {
   if (events.length === 0) return
+  // The events as one JSON document: Postgres parses it once. As a jsonb[] array literal every payload was
+  // escaped into the literal and parsed out of it again, and the statement's bind cost more than its insert.
   await tx.execute(
     sql`insert into outbox (market, seq, topic, payload)
-        select ${stream}, ${firstSeq}::int8 + ordinality - 1, topic, payload
-        from unnest(${pgArray(events.map((e) => e.topic))}::text[], ${pgArray(events.map((e) => JSON.stringify(e.payload)))}::jsonb[])
-          with ordinality as e(topic, payload, ordinality)`,
+        select ${stream}, ${firstSeq}::int8 + e.ordinality - 1, e.event->>'topic', e.event->'payload'
+        from jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as e(event, ordinality)`,
   )
 }
