@@ -22,8 +22,9 @@ import {
 } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { httpEngineClient } from '../operator/engine-client.ts'
-import { CONFIG_HASH, type Market } from '../operator/market.ts'
+import type { Market } from '../operator/market.ts'
 import type { Operator } from '../operator/operator.ts'
+import { CONFIG_HASH } from '../operator/shared.ts'
 import {
   createNamespace,
   createStoreSecrets,

@@ -1,7 +1,6 @@
 import type { V1Deployment } from '@kubernetes/client-node'
 import { describe, expect, test } from 'vitest'
 import {
-  CONFIG_HASH,
   computeStatus,
   desiredConfigMap,
   desiredDeployment,
@@ -9,6 +8,7 @@ import {
   type Exchange,
   type Market,
 } from './market.ts'
+import { CONFIG_HASH } from './shared.ts'
 
 const exchange: Exchange = {
   apiVersion: 'bourse.dev/v1alpha1',

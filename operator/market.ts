@@ -29,20 +29,6 @@ import {
   tmpVolume,
 } from './shared.ts'
 
-export {
-  API_VERSION,
-  CONFIG_HASH,
-  type Condition,
-  DEFAULT_IMAGE,
-  FIELD_MANAGER,
-  GROUP,
-  ownerReference,
-  type Quantities,
-  type SecretRef,
-  setCondition,
-  VERSION,
-} from './shared.ts'
-
 export const FINALIZER = 'bourse.dev/market-cleanup'
 export const ENGINE_PORT = 7000
 

@@ -38,7 +38,6 @@ import {
 import { type Informer, startInformer } from './informer.ts'
 import { LeaderElector } from './leader.ts'
 import {
-  API_VERSION,
   computeStatus,
   desiredConfigMap,
   desiredDeployment,
@@ -46,14 +45,12 @@ import {
   type EngineStatus,
   type Exchange,
   type ExchangeStatus,
-  FIELD_MANAGER,
   FINALIZER,
-  GROUP,
   type Market,
   type MarketStatus,
-  VERSION,
 } from './market.ts'
 import { operatorMetrics } from './metrics.ts'
+import { API_VERSION, FIELD_MANAGER, GROUP, VERSION } from './shared.ts'
 import {
   computeWalletStatus,
   desiredSyncerDeployment,
