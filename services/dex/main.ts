@@ -11,14 +11,14 @@
  * BOURSE_DEX_MAX_RANGE (500), BOURSE_DEX_RECOVERY_CONCURRENCY (4).
  */
 import { getRequestListener } from '@hono/node-server'
-import { createPublicClient, fallback, getAddress, http, isAddress, type Transport } from 'viem'
+import { getAddress, isAddress } from 'viem'
 import { z } from 'zod'
 import { openDatabase } from '../../adapters/db/database.ts'
 import { ConfigError, durationMs, fromEnv, int, port, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
-import { rpcEndpoints, scrubber } from '../syncer/main.ts'
+import { type ChainConnection, chainConnection } from '../syncer/main.ts'
 import { followHeads } from '../syncer/syncer.ts'
 import { createDexApp } from './api.ts'
 import { createDexIndexer, DeepReorgError, registerDexIndexer } from './indexer.ts'
@@ -47,28 +47,16 @@ const DexEnv = z.object({
 
 export async function main(_args: string[]): Promise<void> {
   const env = fromEnv(DexEnv, { component: 'dex' })
-  let endpoints: ReturnType<typeof rpcEndpoints>
+  let chain: ChainConnection
   try {
-    endpoints = rpcEndpoints(env.BOURSE_CHAIN_RPC_URL)
+    chain = chainConnection(env)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`bourse dex: ${err.message}\n`)
     process.exit(2)
   }
-  const rawUrls = [
-    ...env.BOURSE_CHAIN_RPC_URL.split(/[\s,]+/),
-    ...(env.BOURSE_CHAIN_WS_URL ? [env.BOURSE_CHAIN_WS_URL] : []),
-  ]
-  const wsUrl = env.BOURSE_CHAIN_WS_URL ?? endpoints.find((e) => e.url.startsWith('ws'))?.url
-  const scrub = scrubber(endpoints, rawUrls)
+  const { endpoints, wsUrl, scrub, client } = chain
   const log = createLogger('dex').child({ indexer: env.BOURSE_DEX_ID })
-  const transports: Transport[] = endpoints
-    .filter((e) => e.url.startsWith('http'))
-    .map((e) => http(e.url, { fetchOptions: { headers: e.headers }, retryCount: 2 }))
-  const client = createPublicClient({
-    transport: transports.length === 1 ? transports[0]! : fallback(transports),
-    cacheTime: 0,
-  })
   const database = await openDatabase({ kind: 'postgres', url: env.BOURSE_DATABASE_URL, maxConnections: 6 })
   const startBlock =
     env.BOURSE_DEX_START_BLOCK === undefined

@@ -38,6 +38,7 @@ import {
   type Hex,
   http,
   isAddress,
+  type PublicClient,
   type Transport,
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -240,7 +241,7 @@ export interface RpcEndpoint {
 }
 
 /** Parses BOURSE_CHAIN_RPC_URL's list; user-info becomes a Basic Authorization header. */
-export function rpcEndpoints(text: string): RpcEndpoint[] {
+function rpcEndpoints(text: string): RpcEndpoint[] {
   const out: RpcEndpoint[] = []
   for (const item of text.split(/[\s,]+/).filter((s) => s !== '')) {
     if (!URL.canParse(item))
@@ -277,7 +278,7 @@ function shownUrl(u: URL): string {
 }
 
 /** Replaces every RPC URL (and its parts that may be secret) in a text by its shown form. */
-export function scrubber(
+function scrubber(
   endpoints: readonly RpcEndpoint[],
   raw: readonly string[],
 ): (text: string) => string {
@@ -299,6 +300,41 @@ export function scrubber(
     let out = text
     for (const [secret, shown] of pairs) if (secret !== '') out = out.replaceAll(secret, shown)
     return out.replace(/(\/\/[^/@:\s]*:)[^/@\s]*@/g, '$1***@')
+  }
+}
+
+/** A chain's RPC as BOURSE_CHAIN_RPC_URL and BOURSE_CHAIN_WS_URL name it, for the syncer and the DEX indexer. */
+export interface ChainConnection {
+  readonly endpoints: readonly RpcEndpoint[]
+  /** Where new heads are followed: BOURSE_CHAIN_WS_URL, else the first ws(s) endpoint; none: polling only. */
+  readonly wsUrl: string | undefined
+  /** Takes every RPC URL and its secret parts out of a text (logs, /status). */
+  readonly scrub: (text: string) => string
+  /** Reads through the http(s) endpoints, falling back from one to the next. */
+  readonly client: PublicClient
+}
+
+/** Throws a ConfigError naming BOURSE_CHAIN_RPC_URL when it holds no usable http(s) URL. */
+export function chainConnection(env: {
+  BOURSE_CHAIN_RPC_URL: string
+  BOURSE_CHAIN_WS_URL?: string | undefined
+}): ChainConnection {
+  const endpoints = rpcEndpoints(env.BOURSE_CHAIN_RPC_URL)
+  const rawUrls = [
+    ...env.BOURSE_CHAIN_RPC_URL.split(/[\s,]+/),
+    ...(env.BOURSE_CHAIN_WS_URL ? [env.BOURSE_CHAIN_WS_URL] : []),
+  ]
+  const transports: Transport[] = endpoints
+    .filter((e) => e.url.startsWith('http'))
+    .map((e) => http(e.url, { fetchOptions: { headers: e.headers }, retryCount: 2 }))
+  return {
+    endpoints,
+    wsUrl: env.BOURSE_CHAIN_WS_URL ?? endpoints.find((e) => e.url.startsWith('ws'))?.url,
+    scrub: scrubber(endpoints, rawUrls),
+    client: createPublicClient({
+      transport: transports.length === 1 ? transports[0]! : fallback(transports),
+      cacheTime: 0,
+    }),
   }
 }
 
@@ -373,32 +409,19 @@ export async function main(args: string[]): Promise<void> {
   }
   const env = fromEnv(SyncerEnv, { component: 'syncer' })
   let definition: WalletDefinition
-  let endpoints: RpcEndpoint[]
+  let chain: ChainConnection
   let hotKey: Hex | undefined
   try {
     definition = walletDefinition(env)
-    endpoints = rpcEndpoints(env.BOURSE_CHAIN_RPC_URL)
+    chain = chainConnection(env)
     hotKey = hotWalletKey(env)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`bourse syncer: ${err.message}\n`)
     process.exit(2)
   }
-  const rawUrls = [
-    ...env.BOURSE_CHAIN_RPC_URL.split(/[\s,]+/),
-    ...(env.BOURSE_CHAIN_WS_URL ? [env.BOURSE_CHAIN_WS_URL] : []),
-  ]
-  const wsUrl = env.BOURSE_CHAIN_WS_URL ?? endpoints.find((e) => e.url.startsWith('ws'))?.url
-  const scrub = scrubber(endpoints, rawUrls)
+  const { endpoints, wsUrl, scrub, client } = chain
   const log = scrubbedLogger(createLogger('syncer').child({ wallet: walletId }), scrub)
-
-  const transports: Transport[] = endpoints
-    .filter((e) => e.url.startsWith('http'))
-    .map((e) => http(e.url, { fetchOptions: { headers: e.headers }, retryCount: 2 }))
-  const client = createPublicClient({
-    transport: transports.length === 1 ? transports[0]! : fallback(transports),
-    cacheTime: 0,
-  })
   const database = await openDatabase({ kind: 'postgres', url: env.BOURSE_DATABASE_URL, maxConnections: 4 })
   let startBlock = definition.startBlock
   if (startBlock === undefined) startBlock = await client.getBlockNumber({ cacheTime: 0 })
