@@ -278,10 +278,7 @@ function shownUrl(u: URL): string {
 }
 
 /** Replaces every RPC URL (and its parts that may be secret) in a text by its shown form. */
-function scrubber(
-  endpoints: readonly RpcEndpoint[],
-  raw: readonly string[],
-): (text: string) => string {
+function scrubber(endpoints: readonly RpcEndpoint[], raw: readonly string[]): (text: string) => string {
   const pairs: [string, string][] = []
   for (const e of endpoints) {
     pairs.push([e.url, e.shown], [e.url.replace(/\/$/, ''), e.shown])
