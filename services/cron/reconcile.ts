@@ -19,6 +19,7 @@
 import { sql } from 'drizzle-orm'
 import { type Address, erc20Abi, getAddress, type PublicClient } from 'viem'
 import { type Database, queryRows } from '../../adapters/db/database.ts'
+import { mapLimit } from '../../chain/blocks.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Gauge, type Registry } from '../../lib/metrics.ts'
 import { formatDecimal, MAX_SCALE, parseDecimal, pow10 } from '../../lib/money.ts'
@@ -141,24 +142,6 @@ async function readSnapshot(db: Database, walletIds: readonly string[]): Promise
 const toUnits = (decimal: string) =>
   parseDecimal(decimal, MAX_SCALE, { allowNegative: true, allowZero: true })
 const fromUnits = (units: bigint) => formatDecimal(units, MAX_SCALE, { trimZeros: true })
-
-/** Runs `work` over `items` with at most `limit` at a time, results in order. */
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await work(items[i]!)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return out
-}
 
 function hashesOf(p: Hashes): string[] {
   const previous =
