@@ -2,17 +2,20 @@
  * Typed errors that carry their HTTP status and a machine-readable code, so every layer can throw
  * and the HTTP edge maps them without guessing. `field` names the input at fault.
  */
-export type ErrorCode =
-  | 'invalid_input'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'insufficient_funds'
-  | 'rejected'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'internal'
+export const ERROR_CODES = [
+  'invalid_input',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'insufficient_funds',
+  'rejected',
+  'rate_limited',
+  'unavailable',
+  'internal',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
 
 const statusOf: Record<ErrorCode, number> = {
   invalid_input: 400,

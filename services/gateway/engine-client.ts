@@ -5,7 +5,7 @@
  * same routes served in process. One client, two transports, the same errors: the engine's
  * `{code, message, field}` answers become BourseErrors again here.
  */
-import { BourseError, type ErrorCode } from '../../lib/errors.ts'
+import { BourseError, ERROR_CODES, type ErrorCode } from '../../lib/errors.ts'
 import { engineApi } from '../engine/api.ts'
 import type { CommandResult, Fill } from '../engine/batch.ts'
 import type { MatchingEngine } from '../engine/engine.ts'
@@ -46,18 +46,7 @@ export interface EngineStatus {
   lastSeq: string
 }
 
-const errorCodes = new Set<ErrorCode>([
-  'invalid_input',
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'conflict',
-  'insufficient_funds',
-  'rejected',
-  'rate_limited',
-  'unavailable',
-  'internal',
-])
+const errorCodes = new Set<string>(ERROR_CODES)
 
 export class EngineClient {
   readonly symbol: string
@@ -169,8 +158,7 @@ function refQuery(userId: bigint, ref: OrderRef): string {
 
 function engineError(payload: unknown, status: number): BourseError {
   const p = (payload ?? {}) as { code?: unknown; message?: unknown; field?: unknown }
-  const code =
-    typeof p.code === 'string' && errorCodes.has(p.code as ErrorCode) ? (p.code as ErrorCode) : null
+  const code = typeof p.code === 'string' && errorCodes.has(p.code) ? (p.code as ErrorCode) : null
   const message = typeof p.message === 'string' ? p.message : `engine answered ${status}`
   const field = typeof p.field === 'string' ? p.field : undefined
   return new BourseError(

@@ -4,6 +4,7 @@
  * Postgres), amounts as decimal strings.
  */
 import { z } from 'zod'
+import { ERROR_CODES } from '../../../lib/errors.ts'
 
 const MAX_INT8 = 9223372036854775807n
 
@@ -130,18 +131,7 @@ export const AdjustBalanceBody = z.strictObject({
 
 export const ErrorBody = z
   .object({
-    code: z.enum([
-      'invalid_input',
-      'unauthorized',
-      'forbidden',
-      'not_found',
-      'conflict',
-      'insufficient_funds',
-      'rejected',
-      'rate_limited',
-      'unavailable',
-      'internal',
-    ]),
+    code: z.enum(ERROR_CODES),
     message: z.string(),
     field: z.string().optional().meta({ description: 'The input at fault.' }),
   })
