@@ -5,18 +5,9 @@
 import type { Executor } from '../../adapters/db/database.ts'
 import { assets, markets } from '../../adapters/db/schema.ts'
 import { formatDecimal, parseDecimal } from '../../lib/money.ts'
-import { MarketUnits } from '../engine/market.ts'
+import { type MarketRow, MarketUnits } from '../engine/market.ts'
 
-export interface MarketInfo {
-  symbol: string
-  base: string
-  quote: string
-  tickSize: string
-  lotSize: string
-  minNotional: string
-  makerFee: string
-  takerFee: string
-  status: 'trading' | 'halted'
+export interface MarketInfo extends MarketRow {
   units: MarketUnits
   priceScale: number
   qtyScale: number
