@@ -71,18 +71,39 @@ const ownerKey = (owner: Owner, asset: string) =>
  * provided the caller lets the transaction roll back) when a user or non-custody account would go negative.
  */
 export async function book(tx: Executor, booking: Booking): Promise<BookingResult> {
+  const started = await startBooking(tx, booking)
+  return { ...started, journalId: await started.journalId }
+}
+
+export interface StartedBooking extends Omit<BookingResult, 'journalId'> {
+  /** Settles when the journal, its entries and the balances are written. */
+  readonly journalId: Promise<bigint>
+}
+
+/**
+ * `book` in two round trips: the accounts created, locked and read and the key looked up together, then the
+ * writes. It returns once the balances are checked, with the writes sent but not yet answered, so a caller's
+ * own writes go out in the same round trip: under load every round trip also waits its turn on the caller's
+ * event loop.
+ */
+export async function startBooking(tx: Executor, booking: Booking): Promise<StartedBooking> {
   const amounts = checkBalanced(booking.movements)
-  const accountIds = await resolveAccounts(tx, booking.movements)
-  const balances = await lockAccounts(tx, [...new Set(accountIds.values())])
-  const existing = await queryRows<{ id: bigint }>(
-    tx,
-    sql`select id from journals where idempotency_key = ${booking.key}`,
-  )
-  if (existing[0]) return { journalId: existing[0].id, duplicate: true, userBalances: [] }
+  const accounts = wantedAccounts(booking.movements)
+  const [, locked, existing] = await Promise.all([
+    createAccounts(tx, accounts),
+    lockAccounts(tx, accounts),
+    queryRows<{ id: bigint }>(tx, sql`select id from journals where idempotency_key = ${booking.key}`),
+  ])
+  if (existing[0]) return { journalId: Promise.resolve(existing[0].id), duplicate: true, userBalances: [] }
+  const accountIds = new Map([...locked.values()].map((a) => [ownerKey(ownerOf(a), a.asset), a.id]))
   const deltas = sumDeltas(booking.movements, amounts, accountIds)
-  const after = balancesAfter(deltas, balances)
-  // Independent writes go out together: postgres.js pipelines them on the transaction's connection.
-  const [journalId] = await Promise.all([insertJournal(tx, booking, accountIds), applyDeltas(tx, deltas)])
+  const after = balancesAfter(deltas, locked)
+  const journalId = Promise.all([insertJournal(tx, booking, accountIds), applyDeltas(tx, deltas)]).then(
+    ([id]) => id,
+  )
+  // The caller awaits it after sending its own writes; should one of those fail first, the transaction rolls
+  // back and this failure must not surface as an unhandled rejection.
+  journalId.catch(() => {})
   return { journalId, duplicate: false, userBalances: after }
 }
 
@@ -106,48 +127,31 @@ function checkBalanced(movements: readonly Movement[]): bigint[] {
   return amounts
 }
 
-/** Account ids for every owner and asset, creating the accounts that do not exist yet. */
-async function resolveAccounts(tx: Executor, movements: readonly Movement[]): Promise<Map<string, bigint>> {
-  const wanted = new Map<string, { userId: bigint | null; system: string | null; asset: string }>()
+interface Wanted {
+  userId: bigint | null
+  system: string | null
+  asset: string
+}
+
+/** Every owner and asset the movements touch, once each. */
+function wantedAccounts(movements: readonly Movement[]): Wanted[] {
+  const wanted = new Map<string, Wanted>()
   for (const m of movements) {
     const userId = 'userId' in m.owner ? m.owner.userId : null
     const system = 'system' in m.owner ? m.owner.system : null
     wanted.set(ownerKey(m.owner, m.asset), { userId, system, asset: m.asset })
   }
-  const rows = [...wanted.values()]
-  const userIds = rows.map((r) => (r.userId === null ? null : String(r.userId)))
-  const systems = rows.map((r) => r.system)
-  const assets = rows.map((r) => r.asset)
+  return [...wanted.values()]
+}
+
+/** Creates the accounts that do not exist yet. */
+async function createAccounts(tx: Executor, rows: readonly Wanted[]): Promise<void> {
   await tx.execute(
     sql`insert into accounts (user_id, system, asset)
-        select * from unnest(${pgArray(userIds)}::int8[], ${pgArray(systems)}::text[], ${pgArray(assets)}::text[])
+        select * from unnest(${pgArray(rows.map((r) => (r.userId === null ? null : String(r.userId))))}::int8[],
+          ${pgArray(rows.map((r) => r.system))}::text[], ${pgArray(rows.map((r) => r.asset))}::text[])
         on conflict do nothing`,
   )
-  // Users' and system accounts apart, each joined on plain equalities its unique index serves: a join on
-  // `is not distinct from` scans every account, which made this the slowest query of an engine batch.
-  const users = rows.filter((r) => r.userId !== null)
-  const system = rows.filter((r) => r.system !== null)
-  const found = await queryRows<{
-    id: bigint
-    user_id: bigint | null
-    system: SystemAccount | null
-    asset: string
-  }>(
-    tx,
-    sql`select a.id, a.user_id, a.system, a.asset from accounts a
-          join unnest(${pgArray(users.map((r) => String(r.userId)))}::int8[], ${pgArray(users.map((r) => r.asset))}::text[])
-            as w(user_id, asset) on a.user_id = w.user_id and a.asset = w.asset
-        union all
-        select a.id, a.user_id, a.system, a.asset from accounts a
-          join unnest(${pgArray(system.map((r) => r.system))}::text[], ${pgArray(system.map((r) => r.asset))}::text[])
-            as w(system, asset) on a.system = w.system and a.asset = w.asset`,
-  )
-  const ids = new Map<string, bigint>()
-  for (const row of found) {
-    const owner: Owner = row.user_id === null ? { system: row.system! } : { userId: row.user_id }
-    ids.set(ownerKey(owner, row.asset), row.id)
-  }
-  return ids
 }
 
 interface LockedAccount {
@@ -159,14 +163,31 @@ interface LockedAccount {
   frozen: string
 }
 
-/** Locks the accounts in ascending id order — the one order every booking uses — and reads their balances. */
-async function lockAccounts(tx: Executor, ids: bigint[]): Promise<Map<bigint, LockedAccount>> {
-  const rows = await queryRows<LockedAccount>(
+const ownerOf = (a: LockedAccount): Owner =>
+  a.user_id === null ? { system: a.system! } : { userId: a.user_id }
+
+/**
+ * Locks the accounts in ascending id order — the one order every booking uses — and reads their
+ * balances. Users' and system accounts are found apart, each joined on plain equalities its unique index
+ * serves: a join on `is not distinct from` scans every account.
+ */
+async function lockAccounts(tx: Executor, rows: readonly Wanted[]): Promise<Map<bigint, LockedAccount>> {
+  const users = rows.filter((r) => r.userId !== null)
+  const system = rows.filter((r) => r.system !== null)
+  const locked = await queryRows<LockedAccount>(
     tx,
     sql`select id, user_id, system, asset, available::text, frozen::text from accounts
-        where id = any(${pgArray(ids.map(String))}::int8[]) order by id for update`,
+        where id = any(array(
+          select a.id from accounts a
+            join unnest(${pgArray(users.map((r) => String(r.userId)))}::int8[], ${pgArray(users.map((r) => r.asset))}::text[])
+              as w(user_id, asset) on a.user_id = w.user_id and a.asset = w.asset
+          union all
+          select a.id from accounts a
+            join unnest(${pgArray(system.map((r) => r.system))}::text[], ${pgArray(system.map((r) => r.asset))}::text[])
+              as w(system, asset) on a.system = w.system and a.asset = w.asset))
+        order by id for update`,
   )
-  return new Map(rows.map((r) => [r.id, r]))
+  return new Map(locked.map((r) => [r.id, r]))
 }
 
 interface Delta {

@@ -6,7 +6,7 @@
 import { sql } from 'drizzle-orm'
 import { type Executor, queryRows } from '../../adapters/db/database.ts'
 import { insertOutbox } from '../../adapters/db/outbox.ts'
-import { book, type Movement, pgArray, type UserBalance } from '../../ledger/ledger.ts'
+import { type Movement, pgArray, startBooking, type UserBalance } from '../../ledger/ledger.ts'
 import { BourseError } from '../../lib/errors.ts'
 import type { OrderStatus, Side, StpMode, TimeInForce } from './book/types.ts'
 import type { EngineEventTopic, OrderType } from './events.ts'
@@ -169,25 +169,27 @@ export class FencedError extends BourseError {
  * epoch checked: a FencedError means a newer engine has claimed the market, and nothing is written.
  */
 export async function writeBatch(tx: Executor, batch: BatchWrite): Promise<bigint> {
-  const fenced = await queryRows<{ symbol: string }>(
+  // The fence goes out with the booking's reads; a fenced batch's booking is rolled back with the transaction.
+  const fence = queryRows<{ symbol: string }>(
     tx,
     sql`select symbol from markets where symbol = ${batch.symbol} and epoch = ${batch.epoch} for update`,
   )
-  if (fenced.length === 0) throw new FencedError(batch.symbol, batch.epoch)
-  const booked =
+  const booking =
     batch.movements.length === 0
-      ? []
-      : (
-          await book(tx, {
-            key: `engine:${batch.symbol}:${batch.firstSeq}`,
-            kind: 'engine_batch',
-            movements: batch.movements,
-          })
-        ).userBalances
-  const events = batch.events(booked)
+      ? undefined
+      : startBooking(tx, {
+          key: `engine:${batch.symbol}:${batch.firstSeq}`,
+          kind: 'engine_batch',
+          movements: batch.movements,
+        })
+  booking?.catch(() => {}) // awaited below, after the fence
+  if ((await fence).length === 0) throw new FencedError(batch.symbol, batch.epoch)
+  const booked = await booking
+  const events = batch.events(booked?.userBalances ?? [])
   const lastSeq = batch.firstSeq + BigInt(events.length) - 1n
-  // Independent writes go out together: postgres.js pipelines them on the transaction's connection.
+  // The writes go out together with the booking's: postgres.js pipelines them on the transaction's connection.
   await Promise.all([
+    booked?.journalId,
     upsertOrders(tx, batch.symbol, batch.orders),
     insertTrades(tx, batch.symbol, batch.trades),
     insertOutbox(tx, batch.symbol, batch.firstSeq, events),
