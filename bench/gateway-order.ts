@@ -13,7 +13,10 @@
  * arrived during its previous commit as one batch, and a commit costs nearly as much for a few orders as for
  * dozens, so the order rate depends on how many clients wait while the hello-world rate (CPU-bound) does not:
  * with 64 clients the engine commits batches of about 30 and the rate is about half. The result also gives the
- * orders' p50/p99 latency at that load and the engine's mean batch and commit time, to read the rate by.
+ * orders' p50/p99 latency at that load and the engine's mean batch and commit time, to read the rate by, and
+ * the CPU time each side's request costs, by thread (MainThread: the server, the gateway with its engine;
+ * WorkerThread: the clients; V8Worker: garbage collection) and Postgres: on a machine with few cores the
+ * ratio is bounded by the CPU an order costs all of them together against what a hello-world request costs.
  */
 import { createHmac } from 'node:crypto'
 import { Agent, request as httpRequest } from 'node:http'
@@ -28,7 +31,7 @@ import { marketFixture } from '../services/engine/testing.ts'
 import { createApiKey } from '../services/gateway/api-keys.ts'
 import { createGatewayApp } from '../services/gateway/app.ts'
 import { EngineClient } from '../services/gateway/engine-client.ts'
-import { median, report, round, seededRandom } from './report.ts'
+import { cpuMicros, cpuPerOperation, median, report, round, seededRandom } from './report.ts'
 
 const TRADERS = 50
 const ROUNDS = 3
@@ -261,6 +264,15 @@ async function engineTotals(): Promise<{ batches: number; commands: number; comm
   return { batches: size.count, commands: size.sum, commitSeconds: commit.sum }
 }
 
+/** Runs a round and adds the CPU each thread and Postgres spent in it to `totals`. */
+async function measured<T>(totals: Map<string, number>, round: () => Promise<T>): Promise<T> {
+  const before = cpuMicros()
+  const result = await round()
+  for (const [name, micros] of Object.entries(cpuPerOperation(before, cpuMicros(), 1)))
+    totals.set(name, (totals.get(name) ?? 0) + micros)
+  return result
+}
+
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
@@ -271,11 +283,12 @@ async function main(): Promise<void> {
   const helloRates: number[] = []
   const orderRates: number[] = []
   const latencies: number[] = []
+  const cpu = { hello: new Map<string, number>(), orders: new Map<string, number>() }
   const before = await engineTotals()
   try {
     for (let i = 0; i < ROUNDS; i++) {
-      helloRates.push((await hello.round(i)).rate)
-      const round = await orders.round(i + 2)
+      helloRates.push((await measured(cpu.hello, () => hello.round(i))).rate)
+      const round = await measured(cpu.orders, () => orders.round(i + 2))
       orderRates.push(round.rate)
       latencies.push(...round.latencies)
     }
@@ -290,11 +303,18 @@ async function main(): Promise<void> {
   const meanCommitMs = round(((after.commitSeconds - before.commitSeconds) / batches) * 1000, 1)
   latencies.sort((a, b) => a - b)
   const [p50, p99] = [percentile(latencies, 0.5), percentile(latencies, 0.99)].map((ms) => round(ms, 1))
-  const show = (rates: number[]) => rates.map((r) => Math.round(r)).join(', ')
-  console.log(`gateway orders/s by round: ${show(orderRates)}; hono hello-world req/s: ${show(helloRates)}`)
+  const rates = (values: number[]) => values.map((r) => Math.round(r)).join(', ')
+  console.log(`gateway orders/s by round: ${rates(orderRates)}; hono hello-world req/s: ${rates(helloRates)}`)
   console.log(
     `${CONCURRENCY} clients: order latency p50 ${p50} ms, p99 ${p99} ms; engine batches of ${meanBatch} orders, ${meanCommitMs} ms per commit`,
   )
+  const helloCpu = cpuPerOperation(new Map(), cpu.hello, ROUNDS * HELLO_REQUESTS)
+  const orderCpu = cpuPerOperation(new Map(), cpu.orders, ROUNDS * ORDERS)
+  const show = (per: Record<string, number>) =>
+    Object.entries(per)
+      .map(([name, micros]) => `${name} ${micros}`)
+      .join(', ')
+  console.log(`CPU µs per hello-world request: ${show(helloCpu)}; per order: ${show(orderCpu)}`)
   report({
     bench: 'gateway-order',
     value: Math.round(median(orderRates)),
@@ -309,6 +329,8 @@ async function main(): Promise<void> {
     p99LatencyMs: p99,
     engineMeanBatch: meanBatch,
     engineMeanCommitMs: meanCommitMs,
+    cpuMicrosPerHelloRequest: helloCpu,
+    cpuMicrosPerOrder: orderCpu,
     targetRatio: 0.3,
   })
 }
