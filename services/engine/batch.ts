@@ -487,7 +487,7 @@ export function orderView(units: MarketUnits, order: LiveOrder): OrderView {
     timeInForce: order.timeInForce,
     selfTradePreventionMode: order.stpMode,
     price: order.price === null ? units.price(0) : units.price(order.price),
-    origQty: order.quantity === null ? units.quantity(0) : units.quantity(order.quantity),
+    origQty: units.quantity(order.quantity ?? order.executedQuantity),
     origQuoteOrderQty: order.quoteAmount === null ? units.quote(0) : units.quote(order.quoteAmount),
     executedQty: units.quantity(order.executedQuantity),
     cummulativeQuoteQty: units.quote(order.executedQuote),

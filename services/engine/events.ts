@@ -45,6 +45,7 @@ export interface OrderView {
   selfTradePreventionMode: StpMode
   /** '0' for market orders, as Binance sends it. */
   price: string
+  /** For an order by quote amount (no quantity of its own), the quantity it came to, as Binance shows it. */
   origQty: string
   origQuoteOrderQty: string
   executedQty: string

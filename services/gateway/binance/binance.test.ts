@@ -593,12 +593,23 @@ describe('orders', () => {
       { symbol: 'BTCUSDT', side: 'BUY', type: 'MARKET', quoteOrderQty: '30', newOrderRespType: 'RESULT' },
       aliceKey,
     )
-    expect(result.body).toMatchObject({
+    // The quantity an order by quote amount came to is its origQty, as Binance shows it.
+    const filled = {
       status: 'FILLED',
+      origQty: '0.100',
       executedQty: '0.100',
       cummulativeQuoteQty: '30.00000',
-    })
+      origQuoteOrderQty: '30.00000',
+    }
+    expect(result.body).toMatchObject(filled)
     expect(result.body.fills).toBeUndefined()
+    const queried = await signed(
+      'GET',
+      '/api/v3/order',
+      { symbol: 'BTCUSDT', orderId: result.body.orderId },
+      aliceKey,
+    )
+    expect(queried.body).toMatchObject(filled)
     await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)
     await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
   })

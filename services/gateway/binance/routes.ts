@@ -963,7 +963,7 @@ function queryOrderView(info: MarketInfo, row: typeof orders.$inferSelect) {
     orderListId: -1,
     clientOrderId: row.clientOrderId,
     price: fixed(row.price ?? '0', info.priceScale),
-    origQty: fixed(row.quantity ?? '0', info.qtyScale),
+    origQty: fixed(row.quantity ?? row.executedQuantity, info.qtyScale),
     executedQty: fixed(row.executedQuantity, info.qtyScale),
     cummulativeQuoteQty: fixed(row.cumulativeQuoteQuantity, info.quoteScale),
     status: row.status,
