@@ -109,6 +109,18 @@ interface BinanceRoute {
 }
 
 const SYMBOL_LIST = ['symbol', 'symbols']
+const ORDER_PARAMS = [
+  'symbol!',
+  'side!',
+  'type!',
+  'timeInForce',
+  'quantity',
+  'quoteOrderQty',
+  'price',
+  'newClientOrderId',
+  'selfTradePreventionMode',
+  'newOrderRespType',
+]
 const binanceRoutes: Record<string, BinanceRoute> = {
   'GET /api/v3/ping': { summary: 'Test connectivity', security: 'NONE', params: [] },
   'GET /api/v3/time': { summary: 'Server time', security: 'NONE', params: [] },
@@ -137,35 +149,12 @@ const binanceRoutes: Record<string, BinanceRoute> = {
   },
   'GET /api/v3/ticker/price': { summary: 'Latest price', security: 'NONE', params: SYMBOL_LIST },
   'GET /api/v3/ticker/bookTicker': { summary: 'Best bid and ask', security: 'NONE', params: SYMBOL_LIST },
-  'POST /api/v3/order': {
-    summary: 'Place an order',
-    security: 'TRADE',
-    params: [
-      'symbol!',
-      'side!',
-      'type!',
-      'timeInForce',
-      'quantity',
-      'quoteOrderQty',
-      'price',
-      'newClientOrderId',
-      'selfTradePreventionMode',
-      'newOrderRespType',
-    ],
-  },
+  'POST /api/v3/order': { summary: 'Place an order', security: 'TRADE', params: ORDER_PARAMS },
+  // order/test reads an order with the same parser as order.
   'POST /api/v3/order/test': {
     summary: 'Validate an order without placing it',
     security: 'TRADE',
-    params: [
-      'symbol!',
-      'side!',
-      'type!',
-      'timeInForce',
-      'quantity',
-      'quoteOrderQty',
-      'price',
-      'computeCommissionRates',
-    ],
+    params: [...ORDER_PARAMS, 'computeCommissionRates'],
   },
   'DELETE /api/v3/order': {
     summary: 'Cancel an order',
