@@ -32,10 +32,13 @@ import {
   containerSecurityContext,
   DEFAULT_IMAGE,
   FIELD_MANAGER,
+  failedConditions,
   mergeResources,
   ownerReference,
   podSecurityContext,
+  progressingConditions,
   prometheusAnnotations,
+  rolledOutConditions,
   secretEnv,
   setCondition,
   standardProbes,
@@ -530,7 +533,6 @@ export function computeExchangeStatus(
   now = new Date().toISOString(),
 ): ExchangeStatus {
   const generation = x.metadata!.generation ?? 0
-  const ok = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' } as const
   let phase: ExchangeStatus['phase']
   let conds: Cond[]
   const ds = o.deployments ?? []
@@ -538,55 +540,27 @@ export function computeExchangeStatus(
   const waiting = ds.filter((d) => !deploymentReady(d)).map((d) => d.metadata!.name!)
   if (o.error) {
     phase = 'Degraded'
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'ReconcileFailed', message: o.error },
-      { type: 'Progressing', status: 'False', reason: 'ReconcileFailed', message: o.error },
-      { type: 'Degraded', status: 'True', reason: 'ReconcileFailed', message: o.error },
-    ]
+    conds = failedConditions('ReconcileFailed', o.error)
   } else if (o.migration === 'Failed') {
     phase = 'Degraded'
-    const message = `migration Job ${migrationJobName(x)} failed`
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'MigrationFailed', message },
-      { type: 'Progressing', status: 'False', reason: 'MigrationFailed', message },
-      { type: 'Degraded', status: 'True', reason: 'MigrationFailed', message },
-    ]
+    conds = failedConditions('MigrationFailed', `migration Job ${migrationJobName(x)} failed`)
   } else if (o.migration === 'Running') {
     phase = 'Migrating'
     const message = `waiting for migration Job ${migrationJobName(x)} (${imageOf(x)})`
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'Migrating', message },
-      { type: 'Progressing', status: 'True', reason: 'Migrating', message },
-      ok,
-    ]
+    conds = progressingConditions('Migrating', 'Migrating', message)
   } else if (stuck.length > 0) {
     phase = 'Degraded'
-    const message = stuck.join('; ')
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'ComponentDegraded', message },
-      { type: 'Progressing', status: 'False', reason: 'ComponentDegraded', message },
-      { type: 'Degraded', status: 'True', reason: 'ComponentDegraded', message },
-    ]
+    conds = failedConditions('ComponentDegraded', stuck.join('; '))
   } else if (waiting.length > 0 || ds.length === 0) {
     phase = 'Progressing'
     const message = `waiting for ${waiting.join(', ') || 'the Deployments'} to become Available`
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'ComponentsNotAvailable', message },
-      { type: 'Progressing', status: 'True', reason: 'RollingOut', message },
-      ok,
-    ]
+    conds = progressingConditions('ComponentsNotAvailable', 'RollingOut', message)
   } else {
     phase = 'Ready'
-    conds = [
-      {
-        type: 'Ready',
-        status: 'True',
-        reason: 'ComponentsAvailable',
-        message: 'every component is Available',
-      },
-      { type: 'Progressing', status: 'False', reason: 'RolledOut', message: 'every component rolled out' },
-      ok,
-    ]
+    conds = rolledOutConditions(
+      { status: 'True', reason: 'ComponentsAvailable', message: 'every component is Available' },
+      'every component rolled out',
+    )
   }
   const status: ExchangeStatus = {
     phase,

@@ -10,17 +10,21 @@
 import { createHash } from 'node:crypto'
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node'
 import {
+  AS_EXPECTED,
   CONFIG_HASH,
   type Cond,
   type Condition,
   containerSecurityContext,
   DEFAULT_IMAGE,
   FIELD_MANAGER,
+  failedConditions,
   mergeResources,
   ownerReference,
   podSecurityContext,
+  progressingConditions,
   prometheusAnnotations,
   type Quantities,
+  rolledOutConditions,
   type SecretRef,
   secretEnv,
   setCondition,
@@ -274,98 +278,54 @@ export function computeStatus(m: Market, o: Observed, now = new Date().toISOStri
   const available = cond('Available')?.status === 'True'
   const stuck = cond('Progressing')?.status === 'False' || cond('ReplicaFailure')?.status === 'True'
 
-  let ready: Cond
-  let progressing: Cond
-  let degraded: Cond
   let phase: MarketStatus['phase']
+  let conds: Cond[]
   if (o.deleting) {
     phase = 'Deleting'
-    ready = {
-      type: 'Ready',
-      status: 'False',
-      reason: 'Deleting',
-      message: 'halting the market and releasing open orders',
-    }
-    progressing = {
-      type: 'Progressing',
-      status: 'True',
-      reason: 'Deleting',
-      message: 'cleanup before removal',
-    }
-    degraded = o.error
-      ? { type: 'Degraded', status: 'True', reason: 'CleanupFailed', message: o.error }
-      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
+    conds = [
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'Deleting',
+        message: 'halting the market and releasing open orders',
+      },
+      { type: 'Progressing', status: 'True', reason: 'Deleting', message: 'cleanup before removal' },
+      o.error ? { type: 'Degraded', status: 'True', reason: 'CleanupFailed', message: o.error } : AS_EXPECTED,
+    ]
   } else if (!o.exchangeFound) {
     phase = 'Pending'
-    const message = `Exchange ${m.spec.exchangeRef.name} not found`
-    ready = { type: 'Ready', status: 'False', reason: 'ExchangeNotFound', message }
-    progressing = { type: 'Progressing', status: 'False', reason: 'ExchangeNotFound', message }
-    degraded = { type: 'Degraded', status: 'True', reason: 'ExchangeNotFound', message }
+    conds = failedConditions('ExchangeNotFound', `Exchange ${m.spec.exchangeRef.name} not found`)
   } else if (o.error) {
     phase = 'Degraded'
-    ready = { type: 'Ready', status: 'False', reason: 'ReconcileFailed', message: o.error }
-    progressing = { type: 'Progressing', status: 'False', reason: 'ReconcileFailed', message: o.error }
-    degraded = { type: 'Degraded', status: 'True', reason: 'ReconcileFailed', message: o.error }
+    conds = failedConditions('ReconcileFailed', o.error)
   } else if (stuck || o.engine?.fenced) {
     phase = 'Degraded'
     const message = o.engine?.fenced
       ? 'the engine was fenced out by a newer engine'
       : (cond('ReplicaFailure')?.message ?? cond('Progressing')?.message ?? 'engine rollout failed')
-    ready = { type: 'Ready', status: 'False', reason: 'EngineDegraded', message }
-    progressing = { type: 'Progressing', status: 'False', reason: 'EngineDegraded', message }
-    degraded = { type: 'Degraded', status: 'True', reason: 'EngineDegraded', message }
+    conds = failedConditions('EngineDegraded', message)
   } else if (!available || !rolledOut) {
     phase = 'Progressing'
     const message = d ? 'waiting for the engine Deployment to become Available' : 'creating the engine'
-    ready = { type: 'Ready', status: 'False', reason: 'EngineNotAvailable', message }
-    progressing = { type: 'Progressing', status: 'True', reason: 'RollingOut', message }
-    degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
+    conds = progressingConditions('EngineNotAvailable', 'RollingOut', message)
   } else {
     const engineState = o.engine?.status
-    const mismatch = engineState !== undefined && (engineState === 'halted') !== halted
     phase = halted ? 'Halted' : 'Trading'
     const seen = o.engine === undefined ? ' (engine /status not reachable: Deployment Available only)' : ''
-    if (mismatch) {
-      ready = {
-        type: 'Ready',
-        status: 'False',
-        reason: 'EngineStateMismatch',
-        message: `engine reports ${engineState}, spec.trading is ${m.spec.trading ?? 'Enabled'}`,
-      }
-      progressing = { type: 'Progressing', status: 'True', reason: 'Switching', message: ready.message }
+    if (engineState !== undefined && (engineState === 'halted') !== halted) {
+      const message = `engine reports ${engineState}, spec.trading is ${m.spec.trading ?? 'Enabled'}`
+      conds = progressingConditions('EngineStateMismatch', 'Switching', message)
     } else if (halted) {
-      ready = {
-        type: 'Ready',
-        status: 'False',
-        reason: 'MarketHalted',
-        message: `engine Available, market halted${seen}`,
-      }
-      progressing = {
-        type: 'Progressing',
-        status: 'False',
-        reason: 'RolledOut',
-        message: 'engine rolled out',
-      }
+      const message = `engine Available, market halted${seen}`
+      conds = rolledOutConditions({ status: 'False', reason: 'MarketHalted', message }, 'engine rolled out')
     } else {
-      ready = {
-        type: 'Ready',
-        status: 'True',
-        reason: 'Trading',
-        message: `engine Available and trading${seen}`,
-      }
-      progressing = {
-        type: 'Progressing',
-        status: 'False',
-        reason: 'RolledOut',
-        message: 'engine rolled out',
-      }
+      const message = `engine Available and trading${seen}`
+      conds = rolledOutConditions({ status: 'True', reason: 'Trading', message }, 'engine rolled out')
     }
-    degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
   }
-  const prev = m.status?.conditions
   const status: MarketStatus = {
     phase,
-    conditions: [ready, progressing, degraded].map((c) => setCondition(prev, c, generation, now)),
+    conditions: conds.map((c) => setCondition(m.status?.conditions, c, generation, now)),
   }
   // observedGeneration only after a full successful pass over this generation.
   if (!o.deleting && o.exchangeFound && !o.error) status.observedGeneration = generation

@@ -32,6 +32,38 @@ export interface Condition {
 
 export type Cond = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>
 
+/**
+ * The Ready, Progressing and Degraded conditions every bourse.dev resource reports, in the three shapes they
+ * take. Failed: not Ready, not Progressing, Degraded, all three for the same reason.
+ */
+export function failedConditions(reason: string, message: string): Cond[] {
+  return [
+    { type: 'Ready', status: 'False', reason, message },
+    { type: 'Progressing', status: 'False', reason, message },
+    { type: 'Degraded', status: 'True', reason, message },
+  ]
+}
+
+/** On its way: not Ready yet (`readyReason`), Progressing (`reason`), not Degraded. */
+export function progressingConditions(readyReason: string, reason: string, message: string): Cond[] {
+  return [
+    { type: 'Ready', status: 'False', reason: readyReason, message },
+    { type: 'Progressing', status: 'True', reason, message },
+    AS_EXPECTED,
+  ]
+}
+
+/** Rolled out: Ready as given (a halted market is rolled out but not Ready), not Progressing, not Degraded. */
+export function rolledOutConditions(ready: Omit<Cond, 'type'>, rolledOut: string): Cond[] {
+  return [
+    { type: 'Ready', ...ready },
+    { type: 'Progressing', status: 'False', reason: 'RolledOut', message: rolledOut },
+    AS_EXPECTED,
+  ]
+}
+
+export const AS_EXPECTED: Cond = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
+
 /** A controller owner reference to a bourse.dev object (its kind taken from the object). */
 export function ownerReference(o: KubernetesObject) {
   return {

@@ -24,11 +24,14 @@ import {
   type Condition,
   containerSecurityContext,
   FIELD_MANAGER,
+  failedConditions,
   mergeResources,
   ownerReference,
   podSecurityContext,
+  progressingConditions,
   prometheusAnnotations,
   type Quantities,
+  rolledOutConditions,
   type SecretRef,
   secretEnv,
   setCondition,
@@ -273,55 +276,37 @@ export function computeWalletStatus(
   now = new Date().toISOString(),
 ): WalletStatus {
   const generation = w.metadata!.generation ?? 0
-  const ok: Cond = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' }
   const confirmations = w.spec.confirmations ?? 12
   const d = o.deployment
   const stuck = d ? deploymentStuck(d) : undefined
   let phase: WalletStatus['phase']
   let conds: Cond[]
-  const bad = (reason: string, message: string): Cond[] => [
-    { type: 'Ready', status: 'False', reason, message },
-    { type: 'Progressing', status: 'False', reason, message },
-    { type: 'Degraded', status: 'True', reason, message },
-  ]
   if (!o.exchangeFound) {
     phase = 'Pending'
-    conds = bad('ExchangeNotFound', `Exchange ${w.spec.exchangeRef.name} not found`)
+    conds = failedConditions('ExchangeNotFound', `Exchange ${w.spec.exchangeRef.name} not found`)
   } else if (o.error) {
     phase = 'Degraded'
-    conds = bad('ReconcileFailed', o.error)
+    conds = failedConditions('ReconcileFailed', o.error)
   } else if (stuck) {
     phase = 'Degraded'
-    conds = bad('SyncerDegraded', stuck)
+    conds = failedConditions('SyncerDegraded', stuck)
   } else if (!d || !deploymentReady(d)) {
     phase = 'Progressing'
     const message = d ? 'waiting for the syncer Deployment to become Available' : 'creating the syncer'
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'SyncerNotAvailable', message },
-      { type: 'Progressing', status: 'True', reason: 'RollingOut', message },
-      ok,
-    ]
+    conds = progressingConditions('SyncerNotAvailable', 'RollingOut', message)
   } else if (o.syncer?.lastError) {
     phase = 'Degraded'
-    conds = bad('SyncerError', `syncer reports: ${o.syncer.lastError}`)
+    conds = failedConditions('SyncerError', `syncer reports: ${o.syncer.lastError}`)
   } else if (o.syncer && o.syncer.lag > confirmations) {
     phase = 'CatchingUp'
     const message = `head ${o.syncer.head}, scanned ${o.syncer.scanned}: ${o.syncer.lag} blocks behind`
-    conds = [
-      { type: 'Ready', status: 'False', reason: 'CatchingUp', message },
-      { type: 'Progressing', status: 'True', reason: 'CatchingUp', message },
-      ok,
-    ]
+    conds = progressingConditions('CatchingUp', 'CatchingUp', message)
   } else {
     phase = 'Following'
     const message = o.syncer
       ? `head ${o.syncer.head}, scanned ${o.syncer.scanned}, lag ${o.syncer.lag} blocks`
       : 'syncer Available (its /status not reachable: Deployment Available only)'
-    conds = [
-      { type: 'Ready', status: 'True', reason: 'Following', message },
-      { type: 'Progressing', status: 'False', reason: 'RolledOut', message: 'syncer rolled out' },
-      ok,
-    ]
+    conds = rolledOutConditions({ status: 'True', reason: 'Following', message }, 'syncer rolled out')
   }
   const status: WalletStatus = {
     phase,
