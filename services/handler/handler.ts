@@ -49,7 +49,7 @@ export interface MarketDataHandlerOptions {
   channel?: string
   /** Atomic commits: `redisMarketStore({ nodes })` on a Redis Cluster; default: through `cache` (embedded mode). */
   store?: MarketStore
-  /** Messages in flight; ClickHouse batches can be no larger (default 1000). */
+  /** Messages in flight; ClickHouse batches can be no larger (default MAX_IN_FLIGHT). */
   maxInFlight?: number
   /** Delay before a failed message comes back (default 1000 ms). */
   requeueDelayMs?: number
@@ -70,6 +70,8 @@ export interface MarketDataHandler {
   stop(): Promise<void>
 }
 
+/** Messages taken from NSQ before any is acknowledged: under load, what one pass of commits works on. */
+export const MAX_IN_FLIGHT = 1000
 const MINUTE = 60_000
 /** Minutes of trade ids kept in memory (a trade later than that is checked against Redis). */
 const CACHED_ID_MINUTES = 30
@@ -148,7 +150,7 @@ export function createMarketDataHandler(options: MarketDataHandlerOptions): Mark
   const now = options.now ?? Date.now
   const topic = `${options.topicPrefix ?? ''}trades`
   const channel = options.channel ?? 'handler'
-  const maxInFlight = options.maxInFlight ?? 1000
+  const maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT
   const m = metrics(options.registry)
   const writer = new TradeWriter(analytics, {
     maxRows: Math.min(options.clickhouse?.maxRows ?? 1000, maxInFlight),
