@@ -85,14 +85,23 @@ export interface StartedBooking extends Omit<BookingResult, 'journalId'> {
  * writes. It returns once the balances are checked, with the writes sent but not yet answered, so a caller's
  * own writes go out in the same round trip: under load every round trip also waits its turn on the caller's
  * event loop.
+ *
+ * `precondition`: the caller's own check, sent before the booking (the engine's fence). The writes go out only
+ * once it has passed: had they followed a failed check, they could reach the connection after the caller's
+ * rollback, outside any transaction.
  */
-export async function startBooking(tx: Executor, booking: Booking): Promise<StartedBooking> {
+export async function startBooking(
+  tx: Executor,
+  booking: Booking,
+  precondition?: Promise<unknown>,
+): Promise<StartedBooking> {
   const amounts = checkBalanced(booking.movements)
   const accounts = wantedAccounts(booking.movements)
   const [, locked, existing] = await Promise.all([
     createAccounts(tx, accounts),
     lockAccounts(tx, accounts),
     queryRows<{ id: bigint }>(tx, sql`select id from journals where idempotency_key = ${booking.key}`),
+    precondition,
   ])
   if (existing[0]) return { journalId: Promise.resolve(existing[0].id), duplicate: true, userBalances: [] }
   const accountIds = new Map([...locked.values()].map((a) => [ownerKey(ownerOf(a), a.asset), a.id]))

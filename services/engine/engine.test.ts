@@ -221,6 +221,34 @@ describe('matching engine durability on the real Postgres', () => {
     expect(await market.balances(user)).toEqual({ USDT: ['95', '5'] })
   })
 
+  it('writes nothing for a fenced batch, even when its account lock is answered after the rollback', async () => {
+    const older = await market.engine()
+    const user = await market.trader('fenced-late', { USDT: '100' })
+    await place(older, user, 'BUY', '1.00', '1')
+    const newer = await market.engine()
+    const journals = async () =>
+      (await queryRows<{ n: bigint }>(market.database.db, sql`select count(*) as n from journals`))[0]!.n
+    const before = { balances: await market.balances(user), journals: await journals() }
+    // Another transaction holds the user's account: the fenced batch's lock waits behind it, so its answer
+    // comes after the fence has failed and the rollback was sent.
+    const held = Promise.withResolvers<void>()
+    const locked = Promise.withResolvers<void>()
+    const holder = market.database.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from accounts where user_id = ${user} for update`)
+      locked.resolve()
+      await held.promise
+    })
+    await locked.promise
+    const fenced = place(older, user, 'BUY', '1.00', '2')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    held.resolve()
+    await holder
+    await expect(fenced).rejects.toMatchObject({ code: 'conflict' })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect({ balances: await market.balances(user), journals: await journals() }).toEqual(before)
+    await newer.stop()
+  })
+
   it('rolls the book back when a commit fails, and answers with a retryable error', async () => {
     const engine = await market.engine()
     const maker = await market.trader('rollback-maker', { BTC: '1' })

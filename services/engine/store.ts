@@ -169,21 +169,27 @@ export class FencedError extends BourseError {
  * epoch checked: a FencedError means a newer engine has claimed the market, and nothing is written.
  */
 export async function writeBatch(tx: Executor, batch: BatchWrite): Promise<bigint> {
-  // The fence goes out with the booking's reads; a fenced batch's booking is rolled back with the transaction.
+  // The fence goes out first, with the booking's reads; the booking writes only once the fence has passed.
   const fence = queryRows<{ symbol: string }>(
     tx,
     sql`select symbol from markets where symbol = ${batch.symbol} and epoch = ${batch.epoch} for update`,
-  )
+  ).then((rows) => {
+    if (rows.length === 0) throw new FencedError(batch.symbol, batch.epoch)
+  })
   const booking =
     batch.movements.length === 0
       ? undefined
-      : startBooking(tx, {
-          key: `engine:${batch.symbol}:${batch.firstSeq}`,
-          kind: 'engine_batch',
-          movements: batch.movements,
-        })
-  booking?.catch(() => {}) // awaited below, after the fence
-  if ((await fence).length === 0) throw new FencedError(batch.symbol, batch.epoch)
+      : startBooking(
+          tx,
+          {
+            key: `engine:${batch.symbol}:${batch.firstSeq}`,
+            kind: 'engine_batch',
+            movements: batch.movements,
+          },
+          fence,
+        )
+  booking?.catch(() => {}) // awaited below, after the fence, whose error is the one to report
+  await fence
   const booked = await booking
   const events = batch.events(booked?.userBalances ?? [])
   const lastSeq = batch.firstSeq + BigInt(events.length) - 1n
