@@ -284,4 +284,57 @@ describe('the Market controller', () => {
       return gone.every(Boolean)
     })
   })
+  test('a pass over a Market that was replaced meanwhile ends quietly, and the new Market is reconciled', async () => {
+    // The leader's cleanup of a deleted Market waits in the engine; meanwhile an administrator removes the
+    // finalizer by hand and a new Market of the same name is created. The waiting pass then holds a stale
+    // copy: its finalizer removal must neither fail the reconcile nor touch the new Market.
+    for (const o of operators) await o.stop().catch(() => {})
+    engine.halted = false // the test before halted it; the stand-in does not resume
+    const entered = Promise.withResolvers<void>()
+    const release = Promise.withResolvers<void>()
+    const http = httpEngineClient({ baseUrl: () => engine.url, openOrderUsers: async () => [] })
+    const c = await startTestOperator({
+      namespace,
+      identity: 'operator-stale',
+      httpPort: 0,
+      engine: {
+        ...http,
+        async haltAndRelease() {
+          entered.resolve()
+          await release.promise
+          return { cancelledUsers: 0 }
+        },
+      },
+    })
+    operators.push(c)
+    await until('operator-stale to lead', async () => c.isLeader, 20_000)
+    const marketsApi = { group, version, namespace, plural: 'markets' }
+    await custom.createNamespacedCustomObject({ ...marketsApi, body: market(namespace, 'sol-usdt') })
+    await until(
+      'the finalizer set',
+      async () => ((await getMarket('sol-usdt')).metadata!.finalizers ?? []).length > 0,
+    )
+    const errors = async () => {
+      const text = await (await fetch(`${c.http!.url}/metrics`)).text()
+      return Number(/controller_runtime_reconcile_errors_total\{controller="market"\} (\d+)/.exec(text)![1])
+    }
+    const errorsBefore = await errors()
+    const old = await getMarket('sol-usdt')
+    await custom.deleteNamespacedCustomObject({ ...marketsApi, name: 'sol-usdt' })
+    await entered.promise
+    await custom.patchNamespacedCustomObject(
+      { ...marketsApi, name: 'sol-usdt', body: { metadata: { finalizers: null } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+    await until('the old Market gone', () => notFound(getMarket('sol-usdt')))
+    await custom.createNamespacedCustomObject({ ...marketsApi, body: market(namespace, 'sol-usdt') })
+    release.resolve()
+    await until('the new Market has its finalizer', async () => {
+      const m = await getMarket('sol-usdt')
+      return m.metadata!.uid !== old.metadata!.uid && (m.metadata!.finalizers ?? []).length > 0
+    })
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(await errors()).toBe(errorsBefore)
+    expect((await getMarket('sol-usdt')).metadata!.deletionTimestamp).toBeUndefined()
+  })
 })

@@ -111,6 +111,8 @@ type Deployment = V1Deployment & KubernetesObject
 
 const plural = 'markets'
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`
+/** A 422 that refuses an apply's metadata.uid: the object of that name is another one now. */
+const uidRefused = (err: ApiException<unknown>) => String(err.body).includes('metadata.uid')
 
 export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const { kc, log } = o
@@ -255,19 +257,30 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     }
   }
 
-  async function setFinalizer(m: Market, present: boolean): Promise<void> {
-    await apply({
-      apiVersion: API_VERSION,
-      kind: 'Market',
-      metadata: {
-        name: m.metadata!.name,
-        namespace: m.metadata!.namespace,
-        // A precondition: a late pass over a stale cached Market gets 409 instead of creating a Market that
-        // is gone, or dropping the finalizer of a new Market of the same name.
-        uid: m.metadata!.uid,
-        finalizers: present ? [FINALIZER] : [],
-      },
-    })
+  /**
+   * False when `m` is a stale copy: the Market it was is gone (409), or replaced by a new one of the same name
+   * (422, the uid is immutable). Nothing is changed then, and the watch brings the news and another pass.
+   */
+  async function setFinalizer(m: Market, present: boolean): Promise<boolean> {
+    try {
+      await apply({
+        apiVersion: API_VERSION,
+        kind: 'Market',
+        metadata: {
+          name: m.metadata!.name,
+          namespace: m.metadata!.namespace,
+          // A precondition: a late pass over a stale cached Market must neither create a Market that is gone
+          // nor drop the finalizer of a new Market of the same name.
+          uid: m.metadata!.uid,
+          finalizers: present ? [FINALIZER] : [],
+        },
+      })
+      return true
+    } catch (err) {
+      if (err instanceof ApiException && (err.code === 409 || (err.code === 422 && uidRefused(err))))
+        return false
+      throw err
+    }
   }
 
   async function reconcile(key: string): Promise<ReconcileResult | undefined> {
@@ -300,7 +313,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       return undefined
     }
 
-    if (!finalizers.includes(FINALIZER)) await setFinalizer(m, true)
+    if (!finalizers.includes(FINALIZER) && !(await setFinalizer(m, true))) return undefined
 
     const x = exchanges.get(namespace, m.spec.exchangeRef.name)
     if (!x) {
