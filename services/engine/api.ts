@@ -59,37 +59,90 @@ async function jsonBody(request: Request): Promise<unknown> {
   }
 }
 
+/** One route of the API: validates its query and body and answers a JSON-safe value, or throws a BourseError. */
+interface Route {
+  method: 'GET' | 'POST' | 'DELETE'
+  path: string
+  run(query: Record<string, string>, body: () => Promise<unknown>): unknown
+}
+
+function routes(engine: MatchingEngine): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/orders',
+      run: async (_, body) => engine.submit({ kind: 'place', order: parse(PlaceOrderBody, await body()) }),
+    },
+    {
+      method: 'DELETE',
+      path: '/orders',
+      run: (query) => engine.submit({ kind: 'cancel', ...parse(CancelQuery, query) }),
+    },
+    {
+      method: 'GET',
+      path: '/orders',
+      run(query) {
+        const q = parse(CancelQuery, query)
+        if ((q.orderId === undefined) === (q.clientOrderId === undefined))
+          throw invalidInput('orderId', 'send exactly one of orderId and clientOrderId')
+        const order = engine.order(q.userId, q)
+        if (order === undefined)
+          throw new BourseError('not_found', 'Order does not exist.', { field: 'orderId' })
+        return order
+      },
+    },
+    {
+      method: 'GET',
+      path: '/open-orders',
+      run: (query) => engine.openOrders(parse(UserQuery, query).userId),
+    },
+    {
+      method: 'DELETE',
+      path: '/open-orders',
+      run: (query) => engine.submit({ kind: 'cancelAll', userId: parse(UserQuery, query).userId }),
+    },
+    { method: 'GET', path: '/depth', run: (query) => engine.depth(parse(DepthQuery, query).limit) },
+    { method: 'GET', path: '/status', run: () => engine.status() },
+    { method: 'POST', path: '/halt', run: () => engine.submit({ kind: 'halt' }) },
+    { method: 'POST', path: '/resume', run: () => engine.submit({ kind: 'resume' }) },
+  ]
+}
+
+const asBourseError = (err: unknown) =>
+  err instanceof BourseError ? err : new BourseError('internal', 'internal error', { cause: err })
+
 export function engineApi(engine: MatchingEngine): Hono {
   const app = new Hono()
   app.onError((err, c) => {
-    const error =
-      err instanceof BourseError ? err : new BourseError('internal', 'internal error', { cause: err })
+    const error = asBourseError(err)
     return c.json(error.toJSON(), error.status as ContentfulStatusCode)
   })
-  app.post('/orders', async (c) => {
-    const order = parse(PlaceOrderBody, await jsonBody(c.req.raw))
-    return c.json(await engine.submit({ kind: 'place', order }))
-  })
-  app.delete('/orders', async (c) => {
-    const q = parse(CancelQuery, c.req.query())
-    return c.json(await engine.submit({ kind: 'cancel', ...q }))
-  })
-  app.get('/orders', (c) => {
-    const q = parse(CancelQuery, c.req.query())
-    if ((q.orderId === undefined) === (q.clientOrderId === undefined))
-      throw invalidInput('orderId', 'send exactly one of orderId and clientOrderId')
-    const order = engine.order(q.userId, q)
-    if (order === undefined) throw new BourseError('not_found', 'Order does not exist.', { field: 'orderId' })
-    return c.json(order)
-  })
-  app.get('/open-orders', (c) => c.json(engine.openOrders(parse(UserQuery, c.req.query()).userId)))
-  app.delete('/open-orders', async (c) => {
-    const { userId } = parse(UserQuery, c.req.query())
-    return c.json(await engine.submit({ kind: 'cancelAll', userId }))
-  })
-  app.get('/depth', async (c) => c.json(await engine.depth(parse(DepthQuery, c.req.query()).limit)))
-  app.get('/status', (c) => c.json(engine.status()))
-  app.post('/halt', async (c) => c.json(await engine.submit({ kind: 'halt' })))
-  app.post('/resume', async (c) => c.json(await engine.submit({ kind: 'resume' })))
+  for (const route of routes(engine)) {
+    app.on(route.method, route.path, async (c) =>
+      c.json((await route.run(c.req.query(), () => jsonBody(c.req.raw))) as object),
+    )
+  }
   return app
+}
+
+/**
+ * The same routes called in this process (the embedded mode, tests): `call('DELETE', '/orders?userId=7&…')`
+ * answers what the HTTP API's body would hold, or rejects with the BourseError it would answer, without a
+ * Request, a Response and JSON in between (those cost an order ~40 µs of the gateway's thread).
+ */
+export function engineCaller(
+  engine: MatchingEngine,
+): (method: string, target: string, body?: unknown) => Promise<unknown> {
+  const byKey = new Map(routes(engine).map((r) => [`${r.method} ${r.path}`, r]))
+  return async (method, target, body) => {
+    const q = target.indexOf('?')
+    const route = byKey.get(`${method} ${q === -1 ? target : target.slice(0, q)}`)
+    if (route === undefined) throw new BourseError('not_found', `no engine route ${method} ${target}`)
+    const query = q === -1 ? {} : Object.fromEntries(new URLSearchParams(target.slice(q + 1)))
+    try {
+      return await route.run(query, async () => body)
+    } catch (err) {
+      throw asBourseError(err)
+    }
+  }
 }

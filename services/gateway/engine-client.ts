@@ -1,17 +1,20 @@
 /**
- * How the gateway reaches one market's engine: its internal HTTP API (services/engine/api.ts) through a
- * `fetch`-like function. In a deployment that is the global fetch to the engine's Service URL (undici keeps
- * connections alive between calls); in the embedded mode and in tests it is `engineApi(engine).request`, the
- * same routes served in process. One client, two transports, the same errors: the engine's
- * `{code, message, field}` answers become BourseErrors again here.
+ * How the gateway reaches one market's engine: its internal API (services/engine/api.ts). In a deployment
+ * that is HTTP to the engine's Service URL through a `fetch`-like function (undici keeps connections alive
+ * between calls); in the embedded mode and in tests it is `engineCaller(engine)`, the same routes called in
+ * process. One client, two transports, the same errors: the engine's `{code, message, field}` answers become
+ * BourseErrors again here.
  */
 import { BourseError, ERROR_CODES, type ErrorCode } from '../../lib/errors.ts'
-import { engineApi } from '../engine/api.ts'
+import { engineCaller } from '../engine/api.ts'
 import type { CommandResult, Fill } from '../engine/batch.ts'
 import type { MatchingEngine } from '../engine/engine.ts'
 import type { OrderView } from '../engine/events.ts'
 
 export type FetchLike = (input: string, init?: RequestInit) => Response | Promise<Response>
+
+/** One call to the engine's API (`target`: path and query): its answer, or the engine's BourseError. */
+export type EngineTransport = (method: string, target: string, body?: unknown) => Promise<unknown>
 
 export interface PlaceOrder {
   userId: bigint
@@ -50,24 +53,21 @@ const errorCodes = new Set<string>(ERROR_CODES)
 
 export class EngineClient {
   readonly symbol: string
-  private readonly fetch: FetchLike
-  private readonly baseUrl: string
+  private readonly transport: EngineTransport
 
-  constructor(symbol: string, fetch: FetchLike, baseUrl: string) {
+  constructor(symbol: string, transport: EngineTransport) {
     this.symbol = symbol
-    this.fetch = fetch
-    this.baseUrl = baseUrl.replace(/\/+$/, '')
+    this.transport = transport
   }
 
   /** The engine's API over the network: `url` is its Service, e.g. http://engine-btcusdt:7000. */
   static remote(symbol: string, url: string, fetchImpl: FetchLike = fetch): EngineClient {
-    return new EngineClient(symbol, fetchImpl, url)
+    return new EngineClient(symbol, httpTransport(symbol, url.replace(/\/+$/, ''), fetchImpl))
   }
 
-  /** The same API served in this process (embedded mode, tests): no socket, the same routes and errors. */
+  /** The same API called in this process (embedded mode, tests): no socket, the same routes and errors. */
   static inProcess(engine: MatchingEngine): EngineClient {
-    const api = engineApi(engine)
-    return new EngineClient(engine.symbol, (input, init) => api.request(input, init), 'http://engine')
+    return new EngineClient(engine.symbol, engineCaller(engine))
   }
 
   async place(order: PlaceOrder): Promise<{ order: OrderView; fills: Fill[] }> {
@@ -123,7 +123,13 @@ export class EngineClient {
     return result.status
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, target: string, body?: unknown): Promise<T> {
+    return (await this.transport(method, target, body)) as T
+  }
+}
+
+function httpTransport(symbol: string, baseUrl: string, fetchImpl: FetchLike): EngineTransport {
+  return async (method, target, body) => {
     const init: RequestInit = { method }
     if (body !== undefined) {
       init.body = JSON.stringify(body)
@@ -131,20 +137,20 @@ export class EngineClient {
     }
     let response: Response
     try {
-      response = await this.fetch(`${this.baseUrl}${path}`, init)
+      response = await fetchImpl(`${baseUrl}${target}`, init)
     } catch (err) {
-      throw new BourseError('unavailable', `engine ${this.symbol} is unreachable`, { cause: err })
+      throw new BourseError('unavailable', `engine ${symbol} is unreachable`, { cause: err })
     }
     const text = await response.text()
     let payload: unknown
     try {
       payload = JSON.parse(text)
     } catch (err) {
-      throw new BourseError('internal', `engine ${this.symbol} answered ${response.status} without JSON`, {
+      throw new BourseError('internal', `engine ${symbol} answered ${response.status} without JSON`, {
         cause: err,
       })
     }
-    if (response.ok) return payload as T
+    if (response.ok) return payload
     throw engineError(payload, response.status)
   }
 }
