@@ -54,17 +54,8 @@ beforeAll(async () => {
     )
   }
   // Address 0 received 2 ETH; address 1 received 500 USDT and no ETH.
-  await c.reader.waitForTransactionReceipt({
-    hash: await c.wallet(0).sendTransaction({ to: depositAccount(0).address, value: parseEther('2') }),
-  })
-  await c.reader.waitForTransactionReceipt({
-    hash: await c.wallet(0).writeContract({
-      address: token,
-      abi: testTokenAbi,
-      functionName: 'mint',
-      args: [depositAccount(1).address, parseUnits('500', 6)],
-    }),
-  })
+  await sendEth(depositAccount(0).address, '2')
+  await mintUsdt(depositAccount(1).address, '500')
 }, 60_000)
 
 afterAll(async () => {
@@ -84,6 +75,25 @@ function sweeper(minimum = parseEther('1')) {
     depositAccount,
     thresholds: { ETH: parseEther('0.1'), USDT: parseUnits('100', 6) },
     registry: minimum === parseEther('1') ? registry : undefined,
+  })
+}
+
+/** Sends `eth` from anvil's first account, mined. */
+async function sendEth(to: Address, eth: string): Promise<void> {
+  await c.reader.waitForTransactionReceipt({
+    hash: await c.wallet(0).sendTransaction({ to, value: parseEther(eth) }),
+  })
+}
+
+/** Mints `usdt` of the test token to `to`, mined. */
+async function mintUsdt(to: Address, usdt: string): Promise<void> {
+  await c.reader.waitForTransactionReceipt({
+    hash: await c.wallet(0).writeContract({
+      address: token,
+      abi: testTokenAbi,
+      functionName: 'mint',
+      args: [to, parseUnits(usdt, 6)],
+    }),
   })
 }
 
@@ -142,17 +152,8 @@ describe('sweeps', () => {
     await tdb.db.execute(
       sql`insert into deposit_addresses (wallet_id, address_index, user_id, address) values ('eth', 2, ${carol!.id}, ${both.address})`,
     )
-    await c.reader.waitForTransactionReceipt({
-      hash: await c.wallet(0).sendTransaction({ to: both.address, value: parseEther('1') }),
-    })
-    await c.reader.waitForTransactionReceipt({
-      hash: await c.wallet(0).writeContract({
-        address: token,
-        abi: testTokenAbi,
-        functionName: 'mint',
-        args: [both.address, parseUnits('300', 6)],
-      }),
-    })
+    await sendEth(both.address, '1')
+    await mintUsdt(both.address, '300')
     const coldTokens = await tokenBalance(COLD)
     const s = sweeper()
     const open: string[][] = []
@@ -199,17 +200,8 @@ describe('sweeps', () => {
       sql`insert into deposit_addresses (wallet_id, address_index, user_id, address)
           values ('eth', 3, ${dave!.id}, ${stuck.address}), ('eth', 4, ${erin!.id}, ${healthy.address})`,
     )
-    await c.reader.waitForTransactionReceipt({
-      hash: await c.wallet(0).sendTransaction({ to: healthy.address, value: parseEther('1') }),
-    })
-    await c.reader.waitForTransactionReceipt({
-      hash: await c.wallet(0).writeContract({
-        address: token,
-        abi: testTokenAbi,
-        functionName: 'mint',
-        args: [healthy.address, parseUnits('200', 6)],
-      }),
-    })
+    await sendEth(healthy.address, '1')
+    await mintUsdt(healthy.address, '200')
     const s = sweeper()
     // A transaction the node will never take: address 3 holds nothing to pay for it.
     s.sender.addSigner(stuck)
