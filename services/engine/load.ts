@@ -210,6 +210,8 @@ export interface LoadRecord {
   /** ack: answered 200; refused: answered otherwise (nothing done); lost: no answer (in flight when killed). */
   outcome: 'pending' | 'ack' | 'refused' | 'lost'
   httpStatus: number | null
+  /** What a refusal said. */
+  refusal: string | null
   /** The order as answered, for an ack. */
   order: { orderId: string; status: string; executedQty: string } | null
 }
@@ -253,6 +255,7 @@ export function startLoad(opts: {
         orderId: cancel ? open.splice(next(open.length), 1)[0]! : null,
         outcome: 'pending',
         httpStatus: null,
+        refusal: null,
         order: null,
       }
       records.push(record)
@@ -267,16 +270,18 @@ export function startLoad(opts: {
               type: 'LIMIT',
               timeInForce: next(5) === 0 ? 'IOC' : 'GTC',
               price: ((9_900 + next(201)) / 100).toFixed(2),
-              quantity: ((10 + next(290)) / 1000).toFixed(3),
+              // At least 0.011: at the lowest price, 99.00, the notional passes the test market's minimum of 1.
+              quantity: ((11 + next(289)) / 1000).toFixed(3),
               clientOrderId: record.clientOrderId,
             }),
           })
       try {
         const response = await request
-        const body = (await response.json()) as { order?: LoadRecord['order'] }
+        const body = (await response.json()) as { order?: LoadRecord['order']; message?: string }
         record.httpStatus = response.status
         if (response.status !== 200) {
           record.outcome = 'refused'
+          record.refusal = body.message ?? JSON.stringify(body)
           continue
         }
         record.outcome = 'ack'
