@@ -47,13 +47,43 @@ function openPostgres(url: string, maxConnections = 10): DatabaseHandle {
     onnotice: () => {},
     types: { bigint: postgres.BigInt },
   })
-  const db = drizzlePostgres(client, { schema })
+  const db = drizzlePostgres(preparing(client), { schema })
   return {
     kind: 'postgres',
     db,
     migrate: () => migratePostgres(db, { migrationsFolder }),
     close: () => client.end({ timeout: 5 }),
   }
+}
+
+type Scope = (sql: unknown) => unknown
+
+/**
+ * The client as drizzle should see it: drizzle sends every query through postgres.js's `unsafe` with
+ * `prepare: false` (drizzle-orm#6096), which costs each query a describe round trip before it runs and a
+ * parse and plan in Postgres. This view prepares them: postgres.js keeps one named statement per query text
+ * on each connection, so a query seen before is a single Bind/Execute. Transactions and savepoints hand
+ * drizzle a client of their own, viewed the same way.
+ */
+function preparing<T extends object>(client: T): T {
+  const scoped =
+    (open: (...args: unknown[]) => unknown) =>
+    (...args: unknown[]) => {
+      const body = args.pop() as Scope
+      return open(...args, (sql: object) => body(preparing(sql)))
+    }
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      if (property === 'unsafe')
+        return (query: string, params: unknown[], options?: object) =>
+          value(query, params, { ...options, prepare: true })
+      if (property === 'begin' || property === 'savepoint')
+        return scoped(value as (...a: unknown[]) => unknown)
+      return value
+    },
+  })
 }
 
 async function openPglite(dataDir?: string): Promise<DatabaseHandle> {
