@@ -125,14 +125,15 @@ export function engineApi(engine: MatchingEngine): Hono {
   return app
 }
 
+/** One call to the engine's API (`target`: path and query): its answer, or the engine's BourseError. */
+export type EngineTransport = (method: string, target: string, body?: unknown) => Promise<unknown>
+
 /**
  * The same routes called in this process (the embedded mode, tests): `call('DELETE', '/orders?userId=7&…')`
  * answers what the HTTP API's body would hold, or rejects with the BourseError it would answer, without a
  * Request, a Response and JSON in between (those cost an order ~40 µs of the gateway's thread).
  */
-export function engineCaller(
-  engine: MatchingEngine,
-): (method: string, target: string, body?: unknown) => Promise<unknown> {
+export function engineCaller(engine: MatchingEngine): EngineTransport {
   const byKey = new Map(routes(engine).map((r) => [`${r.method} ${r.path}`, r]))
   return async (method, target, body) => {
     const q = target.indexOf('?')

@@ -6,15 +6,12 @@
  * BourseErrors again here.
  */
 import { BourseError, ERROR_CODES, type ErrorCode } from '../../lib/errors.ts'
-import { engineCaller } from '../engine/api.ts'
+import { type EngineTransport, engineCaller } from '../engine/api.ts'
 import type { CommandResult, Fill } from '../engine/batch.ts'
 import type { MatchingEngine } from '../engine/engine.ts'
 import type { OrderView } from '../engine/events.ts'
 
 export type FetchLike = (input: string, init?: RequestInit) => Response | Promise<Response>
-
-/** One call to the engine's API (`target`: path and query): its answer, or the engine's BourseError. */
-export type EngineTransport = (method: string, target: string, body?: unknown) => Promise<unknown>
 
 export interface PlaceOrder {
   userId: bigint
