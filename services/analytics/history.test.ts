@@ -1,5 +1,5 @@
 /**
- * The history endpoints through the gateway app before and after archiving: orders and trades made by the
+ * The history endpoints (and aggTrades, which reads the same trades) through the gateway app before and after archiving: orders and trades made by the
  * real engine, copied to chDB, the closed orders archived out of PGlite (and, to exercise the trades' merge
  * too, the older trades deleted from Postgres by hand): every answer stays the same.
  */
@@ -101,7 +101,7 @@ const order = (side: 'BUY' | 'SELL', price: string, quantity: string, key = alic
   )
 
 describe('history across the archive seam', () => {
-  it('answers allOrders, myTrades and order the same before and after archiving', async () => {
+  it('answers allOrders, myTrades, order and aggTrades the same before and after archiving', async () => {
     // Bob's asks, taken by Alice's bids: filled orders and trades; some orders canceled; some left open.
     const ids: number[] = []
     for (let i = 0; i < 6; i++) {
@@ -142,6 +142,10 @@ describe('history across the archive seam', () => {
       ['/api/v3/order', { symbol: 'BTCUSDT', orderId: String(ids[0]) }],
       ['/api/v3/order', { symbol: 'BTCUSDT', origClientOrderId: 'cancel-2' }],
       ['/api/v3/order', { symbol: 'BTCUSDT', origClientOrderId: 'partial' }],
+      // Public, every trade of the market (the signature is ignored).
+      ['/api/v3/aggTrades', { symbol: 'BTCUSDT' }],
+      ['/api/v3/aggTrades', { symbol: 'BTCUSDT', fromId: String(allTrades[1].id), limit: '4' }],
+      ['/api/v3/aggTrades', { symbol: 'BTCUSDT', startTime: String(now - 60_000), limit: '3' }],
     ]
     const answers = async (app: Hono) => {
       const out: unknown[] = []
@@ -152,6 +156,7 @@ describe('history across the archive seam', () => {
     const before = await answers(withArchive)
     expect(await answers(postgresOnly)).toEqual(before)
     expect((before[0] as unknown[]).length).toBe(11)
+    expect((before[13] as unknown[]).length).toBe(7)
 
     const db = fx.database.db
     const copied = await copyAll({ db, analytics: ch, lagMs: 0 })

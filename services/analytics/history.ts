@@ -36,7 +36,8 @@ export interface OrderQuery {
 
 export interface TradeQuery {
   market: string
-  userId: bigint
+  /** The trades this user was buyer or seller in; omitted, every trade of the market. */
+  userId?: bigint | undefined
   /** Trades of this order of the user's (as taker or maker). */
   orderId?: bigint | undefined
   /** Trades with this id and above. */
@@ -130,13 +131,12 @@ export async function findOrder(
   return archived === undefined ? recent : orderFromClickHouse(archived)
 }
 
-/** Binance's myTrades page: the market's trades the user was buyer or seller in. */
+/** Binance's myTrades page (the trades of a user), or its aggTrades page (every trade of the market). */
 export async function tradeHistory(src: HistorySources, q: TradeQuery): Promise<TradeRow[]> {
   const oldestFirst = q.fromId !== undefined || q.startTime !== undefined
-  const conditions: (SQL | undefined)[] = [
-    eq(trades.market, q.market),
-    or(eq(trades.buyerUserId, q.userId), eq(trades.sellerUserId, q.userId)),
-  ]
+  const conditions: (SQL | undefined)[] = [eq(trades.market, q.market)]
+  if (q.userId !== undefined)
+    conditions.push(or(eq(trades.buyerUserId, q.userId), eq(trades.sellerUserId, q.userId)))
   if (q.orderId !== undefined)
     conditions.push(or(eq(trades.takerOrderId, q.orderId), eq(trades.makerOrderId, q.orderId)))
   if (q.fromId !== undefined) conditions.push(gte(trades.id, q.fromId))
@@ -149,10 +149,9 @@ export async function tradeHistory(src: HistorySources, q: TradeQuery): Promise<
     .orderBy(oldestFirst ? asc(trades.id) : desc(trades.id))
     .limit(q.limit)
   if (src.analytics === undefined) return page(recent, [], oldestFirst, q.limit)
-  const where = [
-    'market = {market:String}',
-    '(buyer_user_id = {userId:UInt64} OR seller_user_id = {userId:UInt64})',
-  ]
+  const where = ['market = {market:String}']
+  if (q.userId !== undefined)
+    where.push('(buyer_user_id = {userId:UInt64} OR seller_user_id = {userId:UInt64})')
   if (q.orderId !== undefined)
     where.push('(taker_order_id = {orderId:UInt64} OR maker_order_id = {orderId:UInt64})')
   if (q.fromId !== undefined) where.push('id >= {fromId:UInt64}')

@@ -21,6 +21,7 @@ import {
   type SpotOrder,
   type SymbolFilter,
   type Ticker24hrFull,
+  type TradingDayTickerFull,
   WebsocketAPIClient,
   WebsocketClient,
 } from 'binance'
@@ -279,6 +280,28 @@ describe('the binance npm client against bourse dev', () => {
     expect(recent.length).toBeGreaterThan(0)
     expect(recent.map((t) => t.id)).toEqual([...recent.map((t) => t.id)].sort((a, b) => a - b))
     for (const t of recent) expect(units(t.price) % tick).toBe(0n)
+
+    // The same trades as aggregate trades, each its own aggregate.
+    const aggregates = await client.getAggregateTrades({ symbol: SYMBOL, fromId: recent[0]!.id, limit: 5 })
+    expect(aggregates.map((a) => a.a)).toEqual(recent.map((t) => t.id))
+    for (const [i, a] of aggregates.entries()) {
+      expect(a).toMatchObject({ f: a.a, l: a.a, p: recent[i]!.price, q: recent[i]!.qty, T: recent[i]!.time })
+    }
+
+    const [hour] = (await client.getRollingWindowTicker({
+      symbols: [SYMBOL],
+      windowSize: '1h',
+    })) as TradingDayTickerFull[]
+    const day = (await client.getRollingWindowTicker({ symbol: SYMBOL })) as unknown as TradingDayTickerFull
+    expect(hour!.symbol).toBe(SYMBOL)
+    expect(hour!.closeTime - hour!.openTime).toBeGreaterThanOrEqual(3600_000)
+    expect(hour!.closeTime - hour!.openTime).toBeLessThan(3660_000)
+    expect(day.closeTime - day.openTime).toBeGreaterThanOrEqual(86_400_000)
+    expect(hour!.count).toBeGreaterThan(0)
+    expect(hour!.count).toBeLessThanOrEqual(day.count)
+    expect(units(hour!.priceChange)).toBe(units(hour!.lastPrice) - units(hour!.openPrice))
+    expect(units(hour!.lastPrice)).toBeGreaterThanOrEqual(units(hour!.lowPrice))
+    expect(units(hour!.lastPrice)).toBeLessThanOrEqual(units(hour!.highPrice))
   })
 
   it("shows the demo trader's funds", async () => {

@@ -131,6 +131,11 @@ const binanceRoutes: Record<string, BinanceRoute> = {
   },
   'GET /api/v3/depth': { summary: 'Order book', security: 'NONE', params: ['symbol!', 'limit'] },
   'GET /api/v3/trades': { summary: 'Recent trades', security: 'NONE', params: ['symbol!', 'limit'] },
+  'GET /api/v3/aggTrades': {
+    summary: 'Aggregate trades',
+    security: 'NONE',
+    params: ['symbol!', 'fromId', 'startTime', 'endTime', 'limit'],
+  },
   'GET /api/v3/klines': {
     summary: 'K-lines',
     security: 'NONE',
@@ -146,6 +151,11 @@ const binanceRoutes: Record<string, BinanceRoute> = {
     summary: '24h statistics',
     security: 'NONE',
     params: [...SYMBOL_LIST, 'type'],
+  },
+  'GET /api/v3/ticker': {
+    summary: 'Rolling window statistics',
+    security: 'NONE',
+    params: [...SYMBOL_LIST, 'windowSize', 'type'],
   },
   'GET /api/v3/ticker/price': { summary: 'Latest price', security: 'NONE', params: SYMBOL_LIST },
   'GET /api/v3/ticker/bookTicker': { summary: 'Best bid and ask', security: 'NONE', params: SYMBOL_LIST },

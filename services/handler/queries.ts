@@ -1,13 +1,15 @@
 /**
- * What the gateway reads from the handler's Redis state: k-lines in Binance's row shape, the 24h ticker and
- * the recent trades.
+ * What the gateway reads from the handler's Redis state: k-lines in Binance's row shape, the 24h and rolling
+ * window tickers and the recent trades.
  */
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { invalidInput } from '../../lib/errors.ts'
-import type { Interval } from './intervals.ts'
+import { bucketStart, type Interval } from './intervals.ts'
 import { keys, klineIndexCap } from './keys.ts'
-import { type BinanceKline, klineFromHash, toBinanceKline } from './klines.ts'
-import type { Ticker24h } from './ticker.ts'
+import { type BinanceKline, type Kline, klineFromHash, mergeInto, toBinanceKline } from './klines.ts'
+import { idleTicker, type Ticker24h, tickerOf } from './ticker.ts'
+
+const HOUR = 3_600_000
 
 export interface KlineQuery {
   startTime?: number
@@ -26,6 +28,15 @@ export async function klines(
   interval: Interval,
   query: KlineQuery = {},
 ): Promise<BinanceKline[]> {
+  return (await klineRange(cache, symbol, interval, query)).map(toBinanceKline)
+}
+
+async function klineRange(
+  cache: PubSubCache,
+  symbol: string,
+  interval: Interval,
+  query: KlineQuery,
+): Promise<Kline[]> {
   const limit = query.limit ?? 500
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalidInput('limit', 'must be 1-1000')
   const listed = await cache.range(keys.klineIndex(symbol, interval), klineIndexCap(interval))
@@ -38,12 +49,43 @@ export async function klines(
     .sort((a, b) => a - b)
   starts = query.startTime !== undefined ? starts.slice(0, limit) : starts.slice(-limit)
   const hashes = await Promise.all(starts.map((t) => cache.hashGetAll(keys.kline(symbol, interval, t))))
-  const rows: BinanceKline[] = []
+  const rows: Kline[] = []
   for (const hash of hashes) {
     const k = klineFromHash(hash)
-    if (k !== undefined) rows.push(toBinanceKline(k))
+    if (k !== undefined) rows.push(k)
   }
   return rows
+}
+
+/**
+ * Binance's rolling window statistics (GET /api/v3/ticker): the trades from the start of the minute
+ * `windowMs` before `now` until `now`. The whole hours inside the window come from 1h k-lines and the minutes
+ * at its two ends from 1m k-lines, so a 7-day window reads at most 287 k-lines (the 1m index keeps only a
+ * day and a bit). A window without trades is idle, with the last price of the 24h ticker; undefined before
+ * the symbol's first trade.
+ */
+export async function rollingTicker(
+  cache: PubSubCache,
+  symbol: string,
+  windowMs: number,
+  now: number,
+): Promise<Ticker24h | undefined> {
+  const openTime = bucketStart('1m', now) - windowMs
+  const firstHour = bucketStart('1h', openTime + HOUR - 1)
+  const lastHour = bucketStart('1h', now)
+  const parts =
+    firstHour >= lastHour
+      ? [klineRange(cache, symbol, '1m', { startTime: openTime, endTime: now, limit: 1000 })]
+      : [
+          klineRange(cache, symbol, '1m', { startTime: openTime, endTime: firstHour - 1, limit: 1000 }),
+          klineRange(cache, symbol, '1h', { startTime: firstHour, endTime: lastHour - 1, limit: 1000 }),
+          klineRange(cache, symbol, '1m', { startTime: lastHour, endTime: now, limit: 1000 }),
+        ]
+  let total: Kline | undefined
+  for (const k of (await Promise.all(parts)).flat()) total = total === undefined ? k : mergeInto(total, k)
+  if (total !== undefined) return tickerOf(symbol, total, openTime, now)
+  const day = await ticker24h(cache, symbol)
+  return day === undefined ? undefined : idleTicker(symbol, day.lastPrice, openTime, now)
 }
 
 /** The 24h ticker as Binance's GET /api/v3/ticker/24hr fields; undefined before the symbol's first trade. */

@@ -48,10 +48,11 @@ export function tickerFromKlines(
     if (k.openTime < windowStart || k.openTime > endMinute) continue
     total = total === undefined ? { ...k } : mergeKlines(total, k)
   }
-  return total === undefined ? undefined : render(symbol, total, windowStart)
+  return total === undefined ? undefined : tickerOf(symbol, total, windowStart, windowStart + WINDOW_MS - 1)
 }
 
-function render(symbol: string, total: Kline, windowStart: number): Ticker24h {
+/** The ticker fields of the trades summed in `total`, over the window from `openTime` to `closeTime`. */
+export function tickerOf(symbol: string, total: Kline, openTime: number, closeTime: number): Ticker24h {
   const change = total.close - total.open
   return {
     symbol,
@@ -66,11 +67,41 @@ function render(symbol: string, total: Kline, windowStart: number): Ticker24h {
     lowPrice: fmt(total.low),
     volume: fmt(total.volume),
     quoteVolume: fmt(total.quoteVolume),
-    openTime: windowStart,
-    closeTime: windowStart + WINDOW_MS - 1,
+    openTime,
+    closeTime,
     firstId: Number(total.firstId),
     lastId: Number(total.lastId),
     count: total.count,
+  }
+}
+
+/**
+ * A window without trades: zero volume, count and prices, except the last price, and first/last id -1, as
+ * Binance shows an idle symbol.
+ */
+export function idleTicker(
+  symbol: string,
+  lastPrice: string,
+  openTime: number,
+  closeTime: number,
+): Ticker24h {
+  return {
+    symbol,
+    priceChange: '0',
+    priceChangePercent: '0.000',
+    weightedAvgPrice: '0',
+    lastPrice,
+    lastQty: '0',
+    openPrice: '0',
+    highPrice: '0',
+    lowPrice: '0',
+    volume: '0',
+    quoteVolume: '0',
+    openTime,
+    closeTime,
+    firstId: -1,
+    lastId: -1,
+    count: 0,
   }
 }
 
@@ -168,33 +199,14 @@ export class RollingTicker {
     return true
   }
 
-  /**
-   * The ticker now; undefined before the first trade. A window without trades (none for 24h) has zero
-   * volume, count and prices, except the last price, and first/last id -1, as Binance shows an idle symbol.
-   */
+  /** The ticker now; undefined before the first trade; an idle ticker when none was in the last 24h. */
   snapshot(): Ticker24h | undefined {
     const windowStart = this.#endMinute - WINDOW_MS + MINUTE
     this.#refresh()
-    if (this.#total !== undefined) return render(this.symbol, this.#total, windowStart)
+    const closeTime = windowStart + WINDOW_MS - 1
+    if (this.#total !== undefined) return tickerOf(this.symbol, this.#total, windowStart, closeTime)
     if (this.#lastPrice === undefined) return undefined
-    return {
-      symbol: this.symbol,
-      priceChange: '0',
-      priceChangePercent: '0.000',
-      weightedAvgPrice: '0',
-      lastPrice: fmt(this.#lastPrice),
-      lastQty: '0',
-      openPrice: '0',
-      highPrice: '0',
-      lowPrice: '0',
-      volume: '0',
-      quoteVolume: '0',
-      openTime: windowStart,
-      closeTime: windowStart + WINDOW_MS - 1,
-      firstId: -1,
-      lastId: -1,
-      count: 0,
-    }
+    return idleTicker(this.symbol, fmt(this.#lastPrice), windowStart, closeTime)
   }
 
   /** Brings high, low, open and close up to date; remembers the last price for when the window empties. */

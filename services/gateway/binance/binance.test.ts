@@ -11,8 +11,9 @@ import { createLogger } from '../../../lib/log.ts'
 import { parseDecimal } from '../../../lib/money.ts'
 import type { MatchingEngine } from '../../engine/engine.ts'
 import { type MarketFixture, marketFixture } from '../../engine/testing.ts'
-import { keys } from '../../handler/keys.ts'
-import { klineToHash, newKline, SCALE } from '../../handler/klines.ts'
+import type { Interval } from '../../handler/intervals.ts'
+import { keys, klineIndexCap } from '../../handler/keys.ts'
+import { aggregate, klineToHash, newKline, SCALE } from '../../handler/klines.ts'
 import { createApiKey, revokeApiKey } from '../api-keys.ts'
 import { createGatewayApp } from '../app.ts'
 import { EngineClient } from '../engine-client.ts'
@@ -303,6 +304,134 @@ describe("market data from the handler's cache", () => {
   })
 })
 
+describe('rolling window statistics (ticker)', () => {
+  const at = (time: string) => Date.parse(`2026-01-05T${time}Z`)
+  const trade = (id: number, time: string, price: string, qty: string) => ({
+    symbol: 'BTCUSDT',
+    id: BigInt(id),
+    price: parseDecimal(price, SCALE),
+    qty: parseDecimal(qty, SCALE),
+    quoteQty: (parseDecimal(price, SCALE) * parseDecimal(qty, SCALE)) / 10n ** BigInt(SCALE),
+    time: at(time),
+    buyerIsMaker: false,
+  })
+  // One trade before a 2h window ending at 10:30:20, three inside it across the hours, one in its last minute.
+  const trades = [
+    trade(1, '08:29:30', '1000', '1'),
+    trade(2, '08:30:10', '10', '1'),
+    trade(3, '09:15:00', '50', '2'),
+    trade(4, '09:59:59', '20', '1'),
+    trade(5, '10:30:05', '30', '1'),
+  ]
+
+  beforeAll(async () => {
+    // The 1h k-lines hold every trade. Of the 1m k-lines, the one of 09:15 has gone (the 1m index keeps only a
+    // day or so), and the one of 09:59 is still there: read from both, the hour would count it twice.
+    const store = async (interval: Interval, list: typeof trades) => {
+      for (const [start, k] of aggregate(list, interval)) {
+        await cache.hashSet(keys.kline('BTCUSDT', interval, start), klineToHash(k))
+        await cache.pushCapped(keys.klineIndex('BTCUSDT', interval), String(start), klineIndexCap(interval))
+      }
+    }
+    await store('1h', trades)
+    await store(
+      '1m',
+      trades.filter((t) => t.id !== 3n),
+    )
+  })
+
+  async function ticker(query: string, now: number) {
+    clock = now
+    try {
+      return await publicGet(`/api/v3/ticker?${query}`)
+    } finally {
+      clock = 0
+    }
+  }
+
+  it('sums the whole hours from 1h k-lines and the minutes at both ends from 1m k-lines', async () => {
+    const now = at('10:30:20')
+    const { status, headers, body } = await ticker('symbol=BTCUSDT&windowSize=2h', now)
+    expect(status).toBe(200)
+    expect(headers.get('X-MBX-USED-WEIGHT-1M')).toBe('4')
+    expect(body).toEqual({
+      symbol: 'BTCUSDT',
+      priceChange: '20.00',
+      priceChangePercent: '200.000',
+      weightedAvgPrice: '32.00',
+      openPrice: '10.00',
+      highPrice: '50.00',
+      lowPrice: '10.00',
+      lastPrice: '30.00',
+      volume: '5.000',
+      quoteVolume: '160.00000',
+      openTime: at('08:30:00'),
+      closeTime: now,
+      firstId: 2,
+      lastId: 5,
+      count: 4,
+    })
+    const mini = await ticker('symbols=%5B%22BTCUSDT%22%5D&windowSize=1m&type=MINI', now)
+    expect(mini.body).toEqual([
+      {
+        symbol: 'BTCUSDT',
+        openPrice: '30.00',
+        highPrice: '30.00',
+        lowPrice: '30.00',
+        lastPrice: '30.00',
+        volume: '1.000',
+        quoteVolume: '30.00000',
+        openTime: at('10:29:00'),
+        closeTime: now,
+        firstId: 5,
+        lastId: 5,
+        count: 1,
+      },
+    ])
+    expect((await ticker('symbol=BTCUSDT&windowSize=7d', now)).body).toMatchObject({
+      openPrice: '1000.00',
+      count: 5,
+      openTime: now - (now % 60_000) - 7 * 86_400_000,
+    })
+  })
+
+  it('shows a window without trades as idle, with the last price', async () => {
+    await cache.hashSet(keys.ticker('BTCUSDT'), {
+      symbol: 'BTCUSDT',
+      lastPrice: '30',
+      openTime: '0',
+      closeTime: '0',
+    })
+    const { body } = await ticker('symbol=BTCUSDT&windowSize=5m&type=MINI', at('10:45:00'))
+    expect(body).toMatchObject({
+      lastPrice: '30.00',
+      openPrice: '0.00',
+      volume: '0.000',
+      firstId: -1,
+      count: 0,
+    })
+  })
+
+  it('refuses a bad windowSize or type, and a request naming no symbol', async () => {
+    const now = at('10:30:20')
+    for (const windowSize of ['60m', '24h', '8d', '0m', '1w', '1d2h', 'x']) {
+      expect((await ticker(`symbol=BTCUSDT&windowSize=${windowSize}`, now)).body).toEqual({
+        code: -1130,
+        msg: "Data sent for parameter 'windowSize' is not valid.",
+      })
+    }
+    expect((await ticker('symbol=BTCUSDT&type=FOO', now)).body).toEqual({
+      code: -1139,
+      msg: 'Invalid ticker type.',
+    })
+    expect((await ticker('windowSize=1h', now)).body).toEqual({
+      code: -1102,
+      msg: "Param 'symbol' or 'symbols' must be sent, but both were empty/null!",
+    })
+    expect((await ticker('symbol=NOPE', now)).body).toEqual({ code: -1121, msg: 'Invalid symbol.' })
+  })
+})
+
 describe('signed requests', () => {
   it('refuses a request without an API key, or with one it does not know', async () => {
     const none = await app.request('/api/v3/account?timestamp=1&signature=ab')
@@ -562,6 +691,35 @@ describe('orders', () => {
       aliceKey,
     )
     expect(fromId.body).toHaveLength(1)
+
+    // Each trade is its own aggregate; the buyer took, so the buyer was not the maker.
+    const tradeId = buy.body.fills[0].tradeId
+    const agg = await publicGet('/api/v3/aggTrades?symbol=BTCUSDT')
+    expect(agg.headers.get('X-MBX-USED-WEIGHT-1M')).toBe('4')
+    expect(agg.body).toEqual([
+      {
+        a: tradeId,
+        p: '200.00',
+        q: '0.250',
+        f: tradeId,
+        l: tradeId,
+        T: expect.any(Number),
+        m: false,
+        M: true,
+      },
+    ])
+    expect(Math.abs(agg.body[0].T - Date.now())).toBeLessThan(60_000)
+    expect((await publicGet(`/api/v3/aggTrades?symbol=BTCUSDT&fromId=${tradeId}`)).body).toHaveLength(1)
+    expect((await publicGet(`/api/v3/aggTrades?symbol=BTCUSDT&fromId=${tradeId + 1}`)).body).toEqual([])
+    const T = agg.body[0].T
+    expect((await publicGet(`/api/v3/aggTrades?symbol=BTCUSDT&startTime=${T + 1}`)).body).toEqual([])
+    expect(
+      (await publicGet(`/api/v3/aggTrades?symbol=BTCUSDT&startTime=${T}&endTime=${T}`)).body,
+    ).toHaveLength(1)
+    expect((await publicGet(`/api/v3/aggTrades?symbol=BTCUSDT&fromId=1&startTime=${T}`)).body).toEqual({
+      code: -1128,
+      msg: 'Combination of optional parameters invalid.',
+    })
 
     const cancelAll = await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)
     expect(cancelAll.body).toEqual([

@@ -1,5 +1,5 @@
 /**
- * Binance Spot REST API v3 on hono: the public endpoints (ping, time, exchangeInfo, depth) and the signed
+ * Binance Spot REST API v3 on hono: the public endpoints (ping, time, exchangeInfo, market data) and the signed
  * ones (order, order/test, cancel, query, openOrders, allOrders, myTrades, account). Paths, parameters,
  * response shapes, weights and errors follow Binance's documentation (../shared/reference/binance).
  * Orders go to the market's engine; what the engine has committed is read back from Postgres.
@@ -20,7 +20,8 @@ import { findOrder, orderHistory, tradeHistory } from '../../analytics/history.t
 import type { Fill } from '../../engine/batch.ts'
 import type { OrderView } from '../../engine/events.ts'
 import { parseInterval } from '../../handler/intervals.ts'
-import { klines, recentTrades, ticker24h } from '../../handler/queries.ts'
+import { klines, recentTrades, rollingTicker, ticker24h } from '../../handler/queries.ts'
+import type { Ticker24h } from '../../handler/ticker.ts'
 import { ListenKeys } from '../../ws/user-stream.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
 import { type DepositState, depositHistory, depositNetwork, userDepositAddress } from '../deposits.ts'
@@ -76,6 +77,7 @@ const DEPOSIT_STATES: Record<string, DepositState[]> = {
   '2': ['orphaned'],
 }
 const DAY_MS = 24 * 3600_000
+const MAX_TICKER_SYMBOLS = 100
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
 export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
@@ -190,6 +192,27 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     }))
   })
 
+  // Each trade is its own aggregate, as on the aggTrade stream: aggregate ids are trade ids.
+  route('GET', '/api/v3/aggTrades', 'NONE', 4, async ({ params }) => {
+    const info = await market(params)
+    const limit = limitOf(params, 500, 1000)
+    const fromId = longParam(params, 'fromId')
+    const { startTime, endTime } = timeRange(params)
+    if (fromId !== undefined && (startTime !== undefined || endTime !== undefined))
+      throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+    const rows = await tradeHistory(deps, { market: info.symbol, fromId, startTime, endTime, limit })
+    return rows.map((t) => ({
+      a: Number(t.id),
+      p: fixed(t.price, info.priceScale),
+      q: fixed(t.quantity, info.qtyScale),
+      f: Number(t.id),
+      l: Number(t.id),
+      T: t.createdAt.getTime(),
+      m: t.buyerIsMaker,
+      M: true,
+    }))
+  })
+
   for (const path of ['/api/v3/klines', '/api/v3/uiKlines']) {
     route('GET', path, 'NONE', 2, async ({ params }) => {
       const info = await market(params)
@@ -261,6 +284,42 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     })
     return { list, single: symbol !== undefined }
   }
+  const tickerType = (params: Params): 'FULL' | 'MINI' => {
+    const type = params.get('type') ?? 'FULL'
+    if (type !== 'FULL' && type !== 'MINI') throw new BinanceError(-1139, 'Invalid ticker type.')
+    return type
+  }
+  /** A ticker's statistics in the market's scales, MINI or FULL; zeros over the window before its first trade. */
+  const tickerFields = (
+    info: MarketInfo,
+    t: Ticker24h | undefined,
+    type: 'FULL' | 'MINI',
+    openTime: number,
+    closeTime: number,
+  ) => {
+    const p = (v: string | undefined) => fixed(v ?? '0', info.priceScale)
+    const mini = {
+      symbol: info.symbol,
+      openPrice: p(t?.openPrice),
+      highPrice: p(t?.highPrice),
+      lowPrice: p(t?.lowPrice),
+      lastPrice: p(t?.lastPrice),
+      volume: fixed(t?.volume ?? '0', info.qtyScale),
+      quoteVolume: fixed(t?.quoteVolume ?? '0', info.quoteScale),
+      openTime: t?.openTime ?? openTime,
+      closeTime: t?.closeTime ?? closeTime,
+      firstId: t?.firstId ?? -1,
+      lastId: t?.lastId ?? -1,
+      count: t?.count ?? 0,
+    }
+    if (type === 'MINI') return mini
+    return {
+      ...mini,
+      priceChange: p(t?.priceChange),
+      priceChangePercent: t?.priceChangePercent ?? '0.000',
+      weightedAvgPrice: p(t?.weightedAvgPrice),
+    }
+  }
   const best = async (info: MarketInfo) => {
     const engine = deps.engines.get(info.symbol)
     const depth = engine === undefined ? undefined : await engineCall(() => engine.depth(1), 'query')
@@ -277,42 +336,50 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
 
   route('GET', '/api/v3/ticker/24hr', 'NONE', tickerWeight(2, 80), async ({ params }) => {
     const { list, single } = await tickerSymbols(params)
-    const type = params.get('type') ?? 'FULL'
-    if (type !== 'FULL' && type !== 'MINI') throw new BinanceError(-1139, 'Invalid ticker type.')
+    const type = tickerType(params)
     const now = deps.now()
     const out = await Promise.all(
       list.map(async (info) => {
         const t = await ticker24h(deps.cache, info.symbol)
-        const p = (v: string | undefined) => fixed(v ?? '0', info.priceScale)
-        const q = (v: string | undefined) => fixed(v ?? '0', info.qtyScale)
-        const common = {
-          openPrice: p(t?.openPrice),
-          highPrice: p(t?.highPrice),
-          lowPrice: p(t?.lowPrice),
-          lastPrice: p(t?.lastPrice),
-          volume: q(t?.volume),
-          quoteVolume: fixed(t?.quoteVolume ?? '0', info.quoteScale),
-          openTime: t?.openTime ?? now - DAY_MS,
-          closeTime: t?.closeTime ?? now,
-          firstId: t?.firstId ?? -1,
-          lastId: t?.lastId ?? -1,
-          count: t?.count ?? 0,
-        }
-        if (type === 'MINI') return { symbol: info.symbol, ...common }
+        const fields = tickerFields(info, t, type, now - DAY_MS, now)
+        if (type === 'MINI') return fields
         return {
-          symbol: info.symbol,
-          priceChange: p(t?.priceChange),
-          priceChangePercent: t?.priceChangePercent ?? '0.000',
-          weightedAvgPrice: p(t?.weightedAvgPrice),
-          prevClosePrice: p(t?.openPrice),
-          lastQty: q(t?.lastQty),
+          ...fields,
+          prevClosePrice: fixed(t?.openPrice ?? '0', info.priceScale),
+          lastQty: fixed(t?.lastQty ?? '0', info.qtyScale),
           ...(await best(info)),
-          ...common,
         }
       }),
     )
     return single ? out[0] : out
   })
+
+  route(
+    'GET',
+    '/api/v3/ticker',
+    'NONE',
+    (p) => (p.get('symbol') !== undefined ? 4 : Math.min(200, 4 * symbolCount(p))),
+    async ({ params }) => {
+      if (params.get('symbol') === undefined && params.get('symbols') === undefined)
+        throw errors.eitherParam('symbol', 'symbols')
+      const { list, single } = await tickerSymbols(params)
+      if (list.length > MAX_TICKER_SYMBOLS)
+        throw new BinanceError(
+          -1101,
+          `Too many parameters; expected '${MAX_TICKER_SYMBOLS}' and received '${list.length}'.`,
+        )
+      const type = tickerType(params)
+      const windowMs = windowSizeMs(params)
+      const now = deps.now()
+      const out = await Promise.all(
+        list.map(async (info) => {
+          const t = await rollingTicker(deps.cache, info.symbol, windowMs, now)
+          return tickerFields(info, t, type, now - (now % 60_000) - windowMs, now)
+        }),
+      )
+      return single ? out[0] : out
+    },
+  )
 
   route('GET', '/api/v3/ticker/price', 'NONE', tickerWeight(2, 4), async ({ params }) => {
     const { list, single } = await tickerSymbols(params)
@@ -791,6 +858,26 @@ function timeRange(params: Params): { startTime?: number; endTime?: number } {
     ...(startTime !== undefined && { startTime }),
     ...(endTime !== undefined && { endTime }),
   }
+}
+
+const WINDOW_UNITS: Record<string, { max: number; ms: number }> = {
+  m: { max: 59, ms: 60_000 },
+  h: { max: 23, ms: 3_600_000 },
+  d: { max: 7, ms: DAY_MS },
+}
+
+/** The rolling ticker's windowSize: 1m…59m, 1h…23h or 1d…7d, a day when not sent. */
+function windowSizeMs(params: Params): number {
+  const text = params.get('windowSize') ?? '1d'
+  const match = /^([1-9][0-9]?)([mhd])$/.exec(text)
+  const unit = match === null ? undefined : WINDOW_UNITS[match[2]!]!
+  if (unit === undefined || Number(match![1]) > unit.max) throw errors.invalidParam('windowSize')
+  return Number(match![1]) * unit.ms
+}
+
+/** How many symbols a `symbols` list names, for the weight: one more than its commas (the route parses it). */
+function symbolCount(params: Params): number {
+  return (params.get('symbols') ?? '').split(',').length
 }
 
 function depthWeight(limit: number): number {
