@@ -356,15 +356,39 @@ describe('the binance npm client against bourse dev', () => {
     const held = await balances()
     expect(held.get('USDT')).toEqual({ free: units(101_000) - cost, locked: cost })
 
-    const cancelled = await client.cancelOrder({ symbol: SYMBOL, orderId })
+    // Moved a tick down in one request: the order canceled, its replacement resting.
+    const replaced = await client.replaceOrder({
+      symbol: SYMBOL,
+      cancelReplaceMode: 'STOP_ON_FAILURE',
+      cancelOrderId: orderId,
+      side: 'BUY',
+      type: 'LIMIT',
+      timeInForce: 'GTC',
+      price: Number(text(price - tick)),
+      quantity: Number(text(quantity)),
+      newOrderRespType: 'RESULT',
+    })
+    expect(replaced).toMatchObject({
+      cancelResult: 'SUCCESS',
+      newOrderResult: 'SUCCESS',
+      cancelResponse: { orderId, origClientOrderId: clientOrderId, status: 'CANCELED' },
+      newOrderResponse: { status: 'NEW' },
+    })
+    expect((await client.getOrder({ symbol: SYMBOL, orderId })).status).toBe('CANCELED')
+    const replacement = replaced.newOrderResponse
+    expect(units(replacement.price)).toBe(price - tick)
+    expect((await client.getOpenOrders({ symbol: SYMBOL })).map((o) => o.orderId)).toEqual([
+      replacement.orderId,
+    ])
+
+    const cancelled = await client.cancelOrder({ symbol: SYMBOL, orderId: replacement.orderId })
     expect(cancelled).toMatchObject({
       symbol: SYMBOL,
-      orderId,
-      origClientOrderId: clientOrderId,
+      orderId: replacement.orderId,
+      origClientOrderId: replacement.clientOrderId,
       status: 'CANCELED',
     })
     expect(units(cancelled.executedQty)).toBe(0n)
-    expect((await client.getOrder({ symbol: SYMBOL, orderId })).status).toBe('CANCELED')
     expect(await client.getOpenOrders({ symbol: SYMBOL })).toEqual([])
     expect((await balances()).get('USDT')).toEqual({ free: units(101_000), locked: 0n })
   })
@@ -445,7 +469,8 @@ describe('the binance npm client against bourse dev', () => {
     })
     expect(await client.getOrder({ symbol: SYMBOL, orderId: order.orderId })).toEqual(byId.get(order.orderId))
     expect(units(byId.get(order.orderId)!.executedQty)).toBe(filledQty)
-    expect(all.filter((o) => o.type === 'LIMIT').map((o) => o.status)).toEqual(['CANCELED'])
+    // The LIMIT order of the test before and the one that replaced it.
+    expect(all.filter((o) => o.type === 'LIMIT').map((o) => o.status)).toEqual(['CANCELED', 'CANCELED'])
     expect(all.every((o) => o.symbol === SYMBOL)).toBe(true)
   })
 

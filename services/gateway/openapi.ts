@@ -171,6 +171,19 @@ const binanceRoutes: Record<string, BinanceRoute> = {
     security: 'TRADE',
     params: ['symbol!', 'orderId', 'origClientOrderId', 'newClientOrderId', 'cancelRestrictions'],
   },
+  // cancelReplace reads the new order with the same parser as order, and the cancel with DELETE order's.
+  'POST /api/v3/order/cancelReplace': {
+    summary: 'Cancel an order and place a new one',
+    security: 'TRADE',
+    params: [
+      ...ORDER_PARAMS,
+      'cancelReplaceMode!',
+      'cancelOrderId',
+      'cancelOrigClientOrderId',
+      'cancelNewClientOrderId',
+      'cancelRestrictions',
+    ],
+  },
   'DELETE /api/v3/openOrders': {
     summary: "Cancel a market's open orders",
     security: 'TRADE',

@@ -852,6 +852,119 @@ describe('orders', () => {
     expect(response.body).toEqual({ code, msg })
   })
 
+  it('cancels and replaces an order, and says what each half did when one fails (cancelReplace)', async () => {
+    const replace = (mode: string, cancel: Record<string, string>, order: Record<string, string>) =>
+      signed(
+        'POST',
+        '/api/v3/order/cancelReplace',
+        { cancelReplaceMode: mode, ...cancel, ...order },
+        aliceKey,
+      )
+    const openIds = async () =>
+      (await signed('GET', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)).body.map(
+        (o: { clientOrderId: string }) => o.clientOrderId,
+      )
+    await signed('POST', '/api/v3/order', limit('BUY', '100', '0.01', { newClientOrderId: 'cr-1' }), aliceKey)
+
+    const replaced = await replace(
+      'STOP_ON_FAILURE',
+      { cancelOrigClientOrderId: 'cr-1', cancelNewClientOrderId: 'cr-cancel' },
+      limit('BUY', '101', '0.02', { newClientOrderId: 'cr-2' }),
+    )
+    expect(replaced.status).toBe(200)
+    expect(replaced.body).toMatchObject({
+      cancelResult: 'SUCCESS',
+      newOrderResult: 'SUCCESS',
+      cancelResponse: { origClientOrderId: 'cr-1', clientOrderId: 'cr-cancel', status: 'CANCELED' },
+      newOrderResponse: {
+        clientOrderId: 'cr-2',
+        status: 'NEW',
+        price: '101.00',
+        origQty: '0.020',
+        fills: [],
+      },
+    })
+    expect(await openIds()).toEqual(['cr-2'])
+
+    // STOP_ON_FAILURE: the cancel fails, no new order is sent.
+    const unknownCancel = { cancelOrderId: '999999' }
+    const stopped = await replace('STOP_ON_FAILURE', unknownCancel, limit('BUY', '99', '0.02'))
+    expect(stopped).toMatchObject({
+      status: 400,
+      body: {
+        code: -2022,
+        msg: 'Order cancel-replace failed.',
+        data: {
+          cancelResult: 'FAILURE',
+          newOrderResult: 'NOT_ATTEMPTED',
+          cancelResponse: { code: -2011, msg: 'Unknown order sent.' },
+          newOrderResponse: null,
+        },
+      },
+    })
+    expect(await openIds()).toEqual(['cr-2'])
+
+    // ALLOW_FAILURE: the new order goes in all the same.
+    const allowed = await replace(
+      'ALLOW_FAILURE',
+      unknownCancel,
+      limit('BUY', '99', '0.02', { newClientOrderId: 'cr-3', newOrderRespType: 'ACK' }),
+    )
+    expect(allowed).toMatchObject({
+      status: 409,
+      body: {
+        code: -2021,
+        msg: 'Order cancel-replace partially failed.',
+        data: {
+          cancelResult: 'FAILURE',
+          newOrderResult: 'SUCCESS',
+          cancelResponse: { code: -2011 },
+          newOrderResponse: { clientOrderId: 'cr-3' },
+        },
+      },
+    })
+    expect(await openIds()).toEqual(['cr-2', 'cr-3'])
+
+    // The cancel succeeds and the new order is refused: the order is gone, nothing took its place.
+    const tooBig = limit('BUY', '101', '1000')
+    const half = await replace('STOP_ON_FAILURE', { cancelOrigClientOrderId: 'cr-3' }, tooBig)
+    expect(half).toMatchObject({
+      status: 409,
+      body: {
+        code: -2021,
+        data: {
+          cancelResult: 'SUCCESS',
+          newOrderResult: 'FAILURE',
+          cancelResponse: { origClientOrderId: 'cr-3', status: 'CANCELED' },
+          newOrderResponse: { code: -2010, msg: 'Account has insufficient balance for requested action.' },
+        },
+      },
+    })
+    const both = await replace('ALLOW_FAILURE', unknownCancel, tooBig)
+    expect(both).toMatchObject({
+      status: 400,
+      body: { code: -2022, data: { cancelResult: 'FAILURE', newOrderResult: 'FAILURE' } },
+    })
+    expect(await openIds()).toEqual(['cr-2'])
+
+    // Refused whole before anything is done: a bad mode, no order to cancel, a new order off the tick.
+    const cr2 = { cancelOrigClientOrderId: 'cr-2' }
+    expect((await replace('SOMETIMES', cr2, limit('BUY', '99', '0.02'))).body).toEqual({
+      code: -1130,
+      msg: "Data sent for parameter 'cancelReplaceMode' is not valid.",
+    })
+    expect((await replace('STOP_ON_FAILURE', {}, limit('BUY', '99', '0.02'))).body).toEqual({
+      code: -1102,
+      msg: "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
+    })
+    expect((await replace('STOP_ON_FAILURE', cr2, limit('BUY', '99.001', '0.02'))).body).toEqual({
+      code: -1013,
+      msg: 'Filter failure: PRICE_FILTER',
+    })
+    expect(await openIds()).toEqual(['cr-2'])
+    await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
+  })
+
   it('refuses a duplicate client order id among open orders and a LIMIT_MAKER that would take', async () => {
     await signed('POST', '/api/v3/order', limit('SELL', '500', '0.1'), bobKey)
     const first = await signed(

@@ -9,17 +9,27 @@ export class BinanceError extends Error {
   readonly status: number
   /** Extra response headers (Retry-After). */
   readonly headers: Record<string, string>
+  /** What was done before the failure, where Binance says (cancelReplace). */
+  readonly data: unknown
 
-  constructor(code: number, msg: string, status = 400, headers: Record<string, string> = {}) {
+  constructor(
+    code: number,
+    msg: string,
+    status = 400,
+    headers: Record<string, string> = {},
+    data: unknown = undefined,
+  ) {
     super(msg)
     this.name = 'BinanceError'
     this.code = code
     this.status = status
     this.headers = headers
+    this.data = data
   }
 
-  toJSON(): { code: number; msg: string } {
-    return { code: this.code, msg: this.message }
+  toJSON(): { code: number; msg: string; data?: unknown } {
+    const body = { code: this.code, msg: this.message }
+    return this.data === undefined ? body : { ...body, data: this.data }
   }
 }
 

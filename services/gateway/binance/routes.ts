@@ -402,10 +402,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
 
   route('POST', '/api/v3/order', 'TRADE', 1, async (call) => {
     const info = await market(call.params)
-    const order = newOrder(call.params, info, call.key.userId)
-    checkWindow(call.timestamp, call.recvWindow, deps.now())
-    const placed = await engineCall(() => engineOf(info).place(order.request), 'place')
-    return orderResponse(info, placed.order, placed.fills, order.respType)
+    return placeOrder(call, info, newOrder(call.params, info, call.key.userId))
   })
 
   route('POST', '/api/v3/order/test', 'TRADE', 1, async (call) => {
@@ -431,35 +428,78 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
   })
 
   route('DELETE', '/api/v3/order', 'TRADE', 1, async (call) => {
-    const { params, key } = call
-    const info = await market(params)
-    const ref = orderRef(params)
-    const cancelRestrictions = params.get('cancelRestrictions')
-    if (
-      cancelRestrictions !== undefined &&
-      !['ONLY_NEW', 'ONLY_PARTIALLY_FILLED'].includes(cancelRestrictions)
-    )
-      throw new BinanceError(-1145, 'Invalid cancelRestrictions')
-    const newClientOrderId = clientOrderIdParam(params, 'newClientOrderId')
+    const info = await market(call.params)
+    return cancelOrder(call, info, cancelRequest(call.params, CANCEL_PARAMS))
+  })
+
+  /**
+   * Cancels one of the caller's orders: by orderId, or by client order id, or by orderId checked against the
+   * client order id; with cancelRestrictions, only an order in that state.
+   */
+  async function cancelOrder(call: Call, info: MarketInfo, cancel: CancelRequest) {
+    const { ref, restrictions } = cancel
     const engine = engineOf(info)
     let target: { orderId?: bigint; clientOrderId?: string } = ref
-    if ((ref.orderId !== undefined && ref.clientOrderId !== undefined) || cancelRestrictions !== undefined) {
+    if ((ref.orderId !== undefined && ref.clientOrderId !== undefined) || restrictions !== undefined) {
       // The engine looks an order up by one reference: by orderId first, then the client id is checked against it.
       const lookup = ref.orderId !== undefined ? { orderId: ref.orderId } : ref
-      const open = await engineCall(() => engine.order(key.userId, lookup), 'cancel')
+      const open = await engineCall(() => engine.order(call.key.userId, lookup), 'cancel')
       if (ref.clientOrderId !== undefined && open.clientOrderId !== ref.clientOrderId)
         throw errors.cancelRejected('Unknown order sent.')
       if (
-        (cancelRestrictions === 'ONLY_NEW' && open.status !== 'NEW') ||
-        (cancelRestrictions === 'ONLY_PARTIALLY_FILLED' && open.status !== 'PARTIALLY_FILLED')
+        (restrictions === 'ONLY_NEW' && open.status !== 'NEW') ||
+        (restrictions === 'ONLY_PARTIALLY_FILLED' && open.status !== 'PARTIALLY_FILLED')
       )
         throw errors.cancelRejected('Order was not canceled due to cancel restrictions.')
       target = { orderId: BigInt(open.orderId) }
     }
     checkWindow(call.timestamp, call.recvWindow, deps.now())
-    const canceled = await engineCall(() => engine.cancel(key.userId, target), 'cancel')
-    return cancelResponse(info, canceled, newClientOrderId ?? generatedId(), deps.now())
+    const canceled = await engineCall(() => engine.cancel(call.key.userId, target), 'cancel')
+    return cancelResponse(info, canceled, cancel.newClientOrderId ?? generatedId(), deps.now())
+  }
+
+  async function placeOrder(call: Call, info: MarketInfo, order: ReturnType<typeof newOrder>) {
+    checkWindow(call.timestamp, call.recvWindow, deps.now())
+    const placed = await engineCall(() => engineOf(info).place(order.request), 'place')
+    return orderResponse(info, placed.order, placed.fills, order.respType)
+  }
+
+  /**
+   * Cancels an order and places a new one, Binance's cancelReplace: both requests are checked before either
+   * is sent (the new order against the market's filters too); with STOP_ON_FAILURE a failed cancel sends no
+   * new order, with ALLOW_FAILURE it is sent anyway. A failure of either is answered with what each did.
+   */
+  route('POST', '/api/v3/order/cancelReplace', 'TRADE', 1, async (call) => {
+    const { params } = call
+    const info = await market(params)
+    const mode = params.required('cancelReplaceMode')
+    if (mode !== 'STOP_ON_FAILURE' && mode !== 'ALLOW_FAILURE') throw errors.invalidParam('cancelReplaceMode')
+    const cancel = cancelRequest(params, REPLACE_CANCEL_PARAMS)
+    const order = newOrder(params, info, call.key.userId)
+    checkFilters(info, order.request)
+    const canceled = await outcome(() => cancelOrder(call, info, cancel))
+    const placed =
+      canceled.ok || mode === 'ALLOW_FAILURE' ? await outcome(() => placeOrder(call, info, order)) : undefined
+    const data = {
+      cancelResult: canceled.ok ? 'SUCCESS' : 'FAILURE',
+      newOrderResult: placed === undefined ? 'NOT_ATTEMPTED' : placed.ok ? 'SUCCESS' : 'FAILURE',
+      cancelResponse: canceled.answer,
+      newOrderResponse: placed?.answer ?? null,
+    }
+    if (canceled.ok && placed?.ok) return data
+    if (canceled.ok || placed?.ok)
+      throw new BinanceError(-2021, 'Order cancel-replace partially failed.', 409, {}, data)
+    throw new BinanceError(-2022, 'Order cancel-replace failed.', 400, {}, data)
   })
+
+  /** A step's answer, or its Binance error as `{code, msg}`. */
+  async function outcome(step: () => Promise<object>): Promise<{ ok: boolean; answer: object }> {
+    try {
+      return { ok: true, answer: await step() }
+    } catch (err) {
+      return { ok: false, answer: toBinance(err, deps.log).toJSON() }
+    }
+  }
 
   route('DELETE', '/api/v3/openOrders', 'TRADE', 1, async (call) => {
     const info = await market(call.params)
@@ -801,17 +841,47 @@ function checkFilters(info: MarketInfo, order: PlaceOrder): void {
     throw errors.filterFailure('NOTIONAL')
 }
 
-function orderRef(params: Params): { orderId?: bigint; clientOrderId?: string } {
-  const orderId = longParam(params, 'orderId')
-  if (params.sent('origClientOrderId') && params.get('origClientOrderId') === undefined)
+function orderRef(
+  params: Params,
+  names = { orderId: 'orderId', origClientOrderId: 'origClientOrderId' },
+): { orderId?: bigint; clientOrderId?: string } {
+  const orderId = longParam(params, names.orderId)
+  if (params.sent(names.origClientOrderId) && params.get(names.origClientOrderId) === undefined)
     throw errors.emptyOrigClientOrderId()
-  const clientOrderId = params.get('origClientOrderId')
+  const clientOrderId = params.get(names.origClientOrderId)
   if (orderId === undefined && clientOrderId === undefined)
-    throw errors.eitherParam('origClientOrderId', 'orderId')
+    throw errors.eitherParam(names.origClientOrderId, names.orderId)
   return {
     ...(orderId !== undefined && { orderId }),
     ...(clientOrderId !== undefined && { clientOrderId }),
   }
+}
+
+interface CancelRequest {
+  ref: { orderId?: bigint; clientOrderId?: string }
+  restrictions: 'ONLY_NEW' | 'ONLY_PARTIALLY_FILLED' | undefined
+  /** The id the cancel answer shows as its clientOrderId. */
+  newClientOrderId: string | undefined
+}
+
+/** The parameters naming a cancel: DELETE order's, or cancelReplace's (prefixed with `cancel`). */
+const CANCEL_PARAMS = {
+  orderId: 'orderId',
+  origClientOrderId: 'origClientOrderId',
+  newClientOrderId: 'newClientOrderId',
+}
+const REPLACE_CANCEL_PARAMS = {
+  orderId: 'cancelOrderId',
+  origClientOrderId: 'cancelOrigClientOrderId',
+  newClientOrderId: 'cancelNewClientOrderId',
+}
+
+function cancelRequest(params: Params, names: typeof CANCEL_PARAMS): CancelRequest {
+  const ref = orderRef(params, names)
+  const restrictions = params.get('cancelRestrictions')
+  if (restrictions !== undefined && restrictions !== 'ONLY_NEW' && restrictions !== 'ONLY_PARTIALLY_FILLED')
+    throw new BinanceError(-1145, 'Invalid cancelRestrictions')
+  return { ref, restrictions, newClientOrderId: clientOrderIdParam(params, names.newClientOrderId) }
 }
 
 function clientOrderIdParam(params: Params, name: string): string | undefined {
@@ -944,7 +1014,7 @@ function symbolInfo(info: MarketInfo) {
     opoAllowed: false,
     quoteOrderQtyMarketAllowed: true,
     allowTrailingStop: false,
-    cancelReplaceAllowed: false,
+    cancelReplaceAllowed: true,
     amendAllowed: false,
     pegInstructionsAllowed: false,
     isSpotTradingAllowed: true,
