@@ -1,8 +1,9 @@
 /**
- * Binance Spot REST API v3 on hono: the public endpoints (ping, time, exchangeInfo, market data) and the signed
- * ones (order, order/test, cancel, query, openOrders, allOrders, myTrades, account). Paths, parameters,
- * response shapes, weights and errors follow Binance's documentation (../shared/reference/binance).
- * Orders go to the market's engine; what the engine has committed is read back from Postgres.
+ * Binance Spot REST API v3 on hono: the public endpoints (ping, time, exchangeInfo, market data) and the
+ * signed ones (order, order/test, cancel, cancelReplace, query, openOrders, allOrders, myTrades, account).
+ * Paths, parameters, response shapes, weights and errors follow Binance's documentation
+ * (../shared/reference/binance). Orders go to the market's engine; what the engine has committed is read
+ * back from Postgres.
  */
 import { randomBytes } from 'node:crypto'
 import { and, asc, eq, inArray, type SQL } from 'drizzle-orm'
