@@ -61,15 +61,15 @@ async function klineRange(
  * Binance's rolling window statistics (GET /api/v3/ticker): the trades from the start of the minute
  * `windowMs` before `now` until `now`. The whole hours inside the window come from 1h k-lines and the minutes
  * at its two ends from 1m k-lines, so a 7-day window reads at most 287 k-lines (the 1m index keeps only a
- * day and a bit). A window without trades is idle, with the last price of the 24h ticker; undefined before
- * the symbol's first trade.
+ * day and a bit). A window without trades is idle, with the last price of the 24h ticker (0 before the
+ * symbol's first trade).
  */
 export async function rollingTicker(
   cache: PubSubCache,
   symbol: string,
   windowMs: number,
   now: number,
-): Promise<Ticker24h | undefined> {
+): Promise<Ticker24h> {
   const openTime = bucketStart('1m', now) - windowMs
   const firstHour = bucketStart('1h', openTime + HOUR - 1)
   const lastHour = bucketStart('1h', now)
@@ -85,7 +85,7 @@ export async function rollingTicker(
   for (const k of (await Promise.all(parts)).flat()) total = total === undefined ? k : mergeInto(total, k)
   if (total !== undefined) return tickerOf(symbol, total, openTime, now)
   const day = await ticker24h(cache, symbol)
-  return day === undefined ? undefined : idleTicker(symbol, day.lastPrice, openTime, now)
+  return idleTicker(symbol, day?.lastPrice ?? '0', openTime, now)
 }
 
 /** The 24h ticker as Binance's GET /api/v3/ticker/24hr fields; undefined before the symbol's first trade. */

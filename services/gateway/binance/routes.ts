@@ -375,7 +375,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       const out = await Promise.all(
         list.map(async (info) => {
           const t = await rollingTicker(deps.cache, info.symbol, windowMs, now)
-          return tickerFields(info, t, type, now - (now % 60_000) - windowMs, now)
+          return tickerFields(info, t, type, t.openTime, t.closeTime)
         }),
       )
       return single ? out[0] : out
@@ -941,9 +941,10 @@ const WINDOW_UNITS: Record<string, { max: number; ms: number }> = {
 function windowSizeMs(params: Params): number {
   const text = params.get('windowSize') ?? '1d'
   const match = /^([1-9][0-9]?)([mhd])$/.exec(text)
-  const unit = match === null ? undefined : WINDOW_UNITS[match[2]!]!
-  if (unit === undefined || Number(match![1]) > unit.max) throw errors.invalidParam('windowSize')
-  return Number(match![1]) * unit.ms
+  const count = Number(match?.[1])
+  const unit = WINDOW_UNITS[match?.[2] ?? '']
+  if (unit === undefined || count > unit.max) throw errors.invalidParam('windowSize')
+  return count * unit.ms
 }
 
 /** How many symbols a `symbols` list names, for the weight: one more than its commas (the route parses it). */
