@@ -281,6 +281,14 @@ describe('the binance npm client against bourse dev', () => {
     expect(recent.map((t) => t.id)).toEqual([...recent.map((t) => t.id)].sort((a, b) => a - b))
     for (const t of recent) expect(units(t.price) % tick).toBe(0n)
 
+    // The same trades again from the history (Postgres), as an older-trades page.
+    const older = await client.getHistoricalTrades({
+      symbol: SYMBOL,
+      fromId: recent[0]!.id,
+      limit: recent.length,
+    })
+    expect(older).toEqual(recent)
+
     // The same trades as aggregate trades, each its own aggregate.
     const aggregates = await client.getAggregateTrades({ symbol: SYMBOL, fromId: recent[0]!.id, limit: 5 })
     expect(aggregates.map((a) => a.a)).toEqual(recent.map((t) => t.id))

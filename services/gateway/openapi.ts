@@ -131,6 +131,11 @@ const binanceRoutes: Record<string, BinanceRoute> = {
   },
   'GET /api/v3/depth': { summary: 'Order book', security: 'NONE', params: ['symbol!', 'limit'] },
   'GET /api/v3/trades': { summary: 'Recent trades', security: 'NONE', params: ['symbol!', 'limit'] },
+  'GET /api/v3/historicalTrades': {
+    summary: 'Older trades',
+    security: 'NONE',
+    params: ['symbol!', 'limit', 'fromId'],
+  },
   'GET /api/v3/aggTrades': {
     summary: 'Aggregate trades',
     security: 'NONE',

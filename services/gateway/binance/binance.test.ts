@@ -721,6 +721,30 @@ describe('orders', () => {
       msg: 'Combination of optional parameters invalid.',
     })
 
+    // The same trade as an older trade, read from the history rather than the handler's recent list.
+    const old = await publicGet('/api/v3/historicalTrades?symbol=BTCUSDT')
+    expect(old.headers.get('X-MBX-USED-WEIGHT-1M')).toBe('25')
+    expect(old.body).toEqual([
+      {
+        id: tradeId,
+        price: '200.00',
+        qty: '0.250',
+        quoteQty: '50.00000',
+        time: T,
+        isBuyerMaker: false,
+        isBestMatch: true,
+      },
+    ])
+    expect((await publicGet(`/api/v3/historicalTrades?symbol=BTCUSDT&fromId=${tradeId}`)).body).toEqual(
+      old.body,
+    )
+    expect((await publicGet(`/api/v3/historicalTrades?symbol=BTCUSDT&fromId=${tradeId + 1}`)).body).toEqual(
+      [],
+    )
+    expect((await publicGet('/api/v3/historicalTrades?symbol=BTCUSDT&fromId=x')).body).toMatchObject({
+      code: -1100,
+    })
+
     const cancelAll = await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, bobKey)
     expect(cancelAll.body).toEqual([
       expect.objectContaining({ orderId: ask.body.orderId, status: 'CANCELED' }),

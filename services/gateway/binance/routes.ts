@@ -193,6 +193,23 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     }))
   })
 
+  // Older trades than the handler's recent list holds: the same history query as aggTrades and myTrades.
+  route('GET', '/api/v3/historicalTrades', 'NONE', 25, async ({ params }) => {
+    const info = await market(params)
+    const limit = limitOf(params, 500, 1000)
+    const fromId = longParam(params, 'fromId')
+    const rows = await tradeHistory(deps, { market: info.symbol, fromId, limit })
+    return rows.map((t) => ({
+      id: Number(t.id),
+      price: fixed(t.price, info.priceScale),
+      qty: fixed(t.quantity, info.qtyScale),
+      quoteQty: fixed(t.quoteQuantity, info.quoteScale),
+      time: t.createdAt.getTime(),
+      isBuyerMaker: t.buyerIsMaker,
+      isBestMatch: true,
+    }))
+  })
+
   // Each trade is its own aggregate, as on the aggTrade stream: aggregate ids are trade ids.
   route('GET', '/api/v3/aggTrades', 'NONE', 4, async ({ params }) => {
     const info = await market(params)
