@@ -123,6 +123,7 @@ describe('/openapi.json', () => {
     expect(depth.parameters.map((p: Doc) => [p.name, p.required])).toEqual([
       ['symbol', true],
       ['limit', false],
+      ['symbolStatus', false],
     ])
     expect(doc.paths['/api/v3/order'].post.parameters.map((p: Doc) => p.name)).toContain('signature')
   })

@@ -129,7 +129,11 @@ const binanceRoutes: Record<string, BinanceRoute> = {
     security: 'NONE',
     params: [...SYMBOL_LIST, 'symbolStatus', 'permissions', 'showPermissionSets'],
   },
-  'GET /api/v3/depth': { summary: 'Order book', security: 'NONE', params: ['symbol!', 'limit'] },
+  'GET /api/v3/depth': {
+    summary: 'Order book',
+    security: 'NONE',
+    params: ['symbol!', 'limit', 'symbolStatus'],
+  },
   'GET /api/v3/trades': { summary: 'Recent trades', security: 'NONE', params: ['symbol!', 'limit'] },
   'GET /api/v3/historicalTrades': {
     summary: 'Older trades',
@@ -155,15 +159,23 @@ const binanceRoutes: Record<string, BinanceRoute> = {
   'GET /api/v3/ticker/24hr': {
     summary: '24h statistics',
     security: 'NONE',
-    params: [...SYMBOL_LIST, 'type'],
+    params: [...SYMBOL_LIST, 'type', 'symbolStatus'],
   },
   'GET /api/v3/ticker': {
     summary: 'Rolling window statistics',
     security: 'NONE',
-    params: [...SYMBOL_LIST, 'windowSize', 'type'],
+    params: [...SYMBOL_LIST, 'windowSize', 'type', 'symbolStatus'],
   },
-  'GET /api/v3/ticker/price': { summary: 'Latest price', security: 'NONE', params: SYMBOL_LIST },
-  'GET /api/v3/ticker/bookTicker': { summary: 'Best bid and ask', security: 'NONE', params: SYMBOL_LIST },
+  'GET /api/v3/ticker/price': {
+    summary: 'Latest price',
+    security: 'NONE',
+    params: [...SYMBOL_LIST, 'symbolStatus'],
+  },
+  'GET /api/v3/ticker/bookTicker': {
+    summary: 'Best bid and ask',
+    security: 'NONE',
+    params: [...SYMBOL_LIST, 'symbolStatus'],
+  },
   'POST /api/v3/order': { summary: 'Place an order', security: 'TRADE', params: ORDER_PARAMS },
   // order/test reads an order with the same parser as order.
   'POST /api/v3/order/test': {

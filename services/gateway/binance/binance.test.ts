@@ -1020,7 +1020,14 @@ describe('orders', () => {
     await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
   })
 
-  it('refuses orders on a halted market with Binance\'s "Market is closed."', async () => {
+  it('refuses orders on a halted market with Binance\'s "Market is closed."; symbolStatus filters by it', async () => {
+    const mismatch = { code: -1220, msg: "The symbol's status does not match the requested symbolStatus." }
+    const prices = async (query: string) => (await publicGet(`/api/v3/ticker/price?${query}`)).body
+    expect(await prices('symbol=BTCUSDT&symbolStatus=TRADING')).toEqual({
+      symbol: 'BTCUSDT',
+      price: expect.any(String),
+    })
+    expect(await prices('symbolStatus=HALT')).toEqual([])
     await engine.submit({ kind: 'halt' })
     try {
       await new Promise((r) => setTimeout(r, 2100)) // the market directory's cache
@@ -1028,6 +1035,29 @@ describe('orders', () => {
         body: { code: -2010, msg: 'Market is closed.' },
       })
       expect((await publicGet('/api/v3/exchangeInfo')).body.symbols[0].status).toBe('HALT')
+      // A single symbol in another status is refused; a list leaves it out.
+      const refused = await publicGet('/api/v3/ticker/price?symbol=BTCUSDT&symbolStatus=TRADING')
+      expect([refused.status, refused.body]).toEqual([400, mismatch])
+      expect(await prices('symbolStatus=TRADING')).toEqual([])
+      expect(await prices('symbolStatus=HALT')).toEqual([{ symbol: 'BTCUSDT', price: expect.any(String) }])
+      expect((await publicGet('/api/v3/depth?symbol=BTCUSDT&symbolStatus=BREAK')).body).toEqual(mismatch)
+      expect((await publicGet('/api/v3/depth?symbol=BTCUSDT&symbolStatus=HALT')).body).toHaveProperty('bids')
+      expect((await publicGet('/api/v3/ticker?symbol=BTCUSDT&symbolStatus=TRADING')).body).toEqual(mismatch)
+      expect(
+        (await publicGet('/api/v3/ticker/bookTicker?symbols=["BTCUSDT"]&symbolStatus=TRADING')).body,
+      ).toEqual([])
+      expect((await publicGet('/api/v3/ticker/24hr?type=MINI&symbolStatus=HALT')).body).toEqual([
+        expect.objectContaining({ symbol: 'BTCUSDT' }),
+      ])
+      expect((await publicGet('/api/v3/exchangeInfo?symbolStatus=TRADING')).body.symbols).toEqual([])
+      expect((await publicGet('/api/v3/exchangeInfo?symbol=BTCUSDT&symbolStatus=HALT')).body).toEqual({
+        code: -1128,
+        msg: 'Combination of optional parameters invalid.',
+      })
+      expect((await publicGet('/api/v3/ticker/price?symbolStatus=OPEN')).body).toEqual({
+        code: -1130,
+        msg: "Data sent for parameter 'symbolStatus' is not valid.",
+      })
     } finally {
       await engine.submit({ kind: 'resume' })
     }

@@ -84,6 +84,8 @@ export const errors = {
     new BinanceError(-1127, `More than ${hours} hours between startTime and endTime.`),
   invalidParam: (param: string) =>
     new BinanceError(-1130, `Data sent for parameter '${param}' is not valid.`),
+  statusMismatch: () =>
+    new BinanceError(-1220, "The symbol's status does not match the requested symbolStatus."),
   filterFailure: (filter: string) => new BinanceError(-1013, `Filter failure: ${filter}`),
   newOrderRejected: (msg: string) => new BinanceError(-2010, msg),
   cancelRejected: (msg: string) => new BinanceError(-2011, msg),

@@ -71,6 +71,7 @@ const UNSUPPORTED_TYPES: Record<string, string> = {
   TAKE_PROFIT_LIMIT: 'Take profit limit orders are not supported for this symbol.',
 }
 const OPEN_STATUSES = ['NEW', 'PARTIALLY_FILLED'] as const
+const SYMBOL_STATUSES = ['TRADING', 'HALT', 'BREAK']
 /** Binance's deposit statuses: 0 pending, 1 success, 2 rejected (here: removed from the chain by a reorg). */
 const DEPOSIT_STATES: Record<string, DepositState[]> = {
   '0': ['detected', 'confirming'],
@@ -118,6 +119,19 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     return info
   }
 
+  /**
+   * `symbolStatus`: markets in another status are left out of a list; a single symbol in another status is
+   * refused with -1220.
+   */
+  function withStatus(list: MarketInfo[], params: Params, single: boolean): MarketInfo[] {
+    const wanted = params.get('symbolStatus')
+    if (wanted === undefined) return list
+    if (!SYMBOL_STATUSES.includes(wanted)) throw errors.invalidParam('symbolStatus')
+    const kept = list.filter((m) => binanceStatus(m) === wanted)
+    if (single && kept.length === 0) throw errors.statusMismatch()
+    return kept
+  }
+
   function engineOf(info: MarketInfo): EngineClient {
     const engine = deps.engines.get(info.symbol)
     if (engine === undefined) throw errors.disconnected()
@@ -143,10 +157,9 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
         return info
       })
     }
-    if (symbolStatus !== undefined) {
-      if (!['TRADING', 'HALT', 'BREAK'].includes(symbolStatus)) throw errors.invalidParam('symbolStatus')
-      list = list.filter((m) => binanceStatus(m) === symbolStatus)
-    }
+    if (symbolStatus !== undefined && (symbol !== undefined || symbols !== undefined))
+      throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+    list = withStatus(list, params, false)
     return {
       timezone: 'UTC',
       serverTime: deps.now(),
@@ -171,7 +184,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     'NONE',
     (p) => depthWeight(limitOf(p, 100, 5000, true)),
     async ({ params }) => {
-      const info = await market(params)
+      const info = withStatus([await market(params)], params, true)[0]!
       const limit = limitOf(params, 100, 5000, true)
       const depth = await engineCall(() => engineOf(info).depth(limit), 'query')
       return { lastUpdateId: Number(depth.lastUpdateId), bids: depth.bids, asks: depth.asks }
@@ -293,14 +306,15 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     if (symbol !== undefined && symbols !== undefined)
       throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
     if (symbol === undefined && symbols === undefined)
-      return { list: [...directory.markets.values()], single: false }
+      return { list: withStatus([...directory.markets.values()], params, false), single: false }
     const names = symbol !== undefined ? [symbol] : parseSymbolList(symbols!, 'symbols')
     const list = names.map((s) => {
       const info = directory.markets.get(s.toUpperCase())
       if (info === undefined) throw errors.badSymbol()
       return info
     })
-    return { list, single: symbol !== undefined }
+    const single = symbol !== undefined
+    return { list: withStatus(list, params, single), single }
   }
   const tickerType = (params: Params): 'FULL' | 'MINI' => {
     const type = params.get('type') ?? 'FULL'
