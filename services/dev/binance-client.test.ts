@@ -310,6 +310,12 @@ describe('the binance npm client against bourse dev', () => {
     expect(units(hour!.priceChange)).toBe(units(hour!.lastPrice) - units(hour!.openPrice))
     expect(units(hour!.lastPrice)).toBeGreaterThanOrEqual(units(hour!.lowPrice))
     expect(units(hour!.lastPrice)).toBeLessThanOrEqual(units(hour!.highPrice))
+
+    // The UTC day so far: it holds the trades of the last hour unless the day began within it.
+    const today = (await client.getTradingDayTicker({ symbol: SYMBOL })) as unknown as TradingDayTickerFull
+    expect(today.openTime).toBe(Date.now() - (Date.now() % 86_400_000))
+    expect(today.closeTime).toBe(today.openTime + 86_400_000 - 1)
+    if (hour!.openTime >= today.openTime) expect(today.count).toBeGreaterThanOrEqual(hour!.count)
   })
 
   it("shows the demo trader's funds", async () => {

@@ -166,6 +166,11 @@ const binanceRoutes: Record<string, BinanceRoute> = {
     security: 'NONE',
     params: [...SYMBOL_LIST, 'windowSize', 'type', 'symbolStatus'],
   },
+  'GET /api/v3/ticker/tradingDay': {
+    summary: 'Trading day statistics',
+    security: 'NONE',
+    params: [...SYMBOL_LIST, 'timeZone', 'type', 'symbolStatus'],
+  },
   'GET /api/v3/ticker/price': {
     summary: 'Latest price',
     security: 'NONE',

@@ -58,19 +58,18 @@ async function klineRange(
 }
 
 /**
- * Binance's rolling window statistics (GET /api/v3/ticker): the trades from the start of the minute
- * `windowMs` before `now` until `now`. The whole hours inside the window come from 1h k-lines and the minutes
- * at its two ends from 1m k-lines, so a 7-day window reads at most 287 k-lines (the 1m index keeps only a
- * day and a bit). A window without trades is idle, with the last price of the 24h ticker (0 before the
- * symbol's first trade).
+ * The statistics of Binance's rolling window (GET /api/v3/ticker) and trading day tickers: the trades from
+ * `openTime`, the start of a minute, until `now`. The whole hours inside the window come from 1h k-lines and
+ * the minutes at its two ends from 1m k-lines, so a 7-day window reads at most 287 k-lines (the 1m index
+ * keeps only a day and a bit). A window without trades is idle, with the last price of the 24h ticker (0
+ * before the symbol's first trade).
  */
 export async function rollingTicker(
   cache: PubSubCache,
   symbol: string,
-  windowMs: number,
+  openTime: number,
   now: number,
 ): Promise<Ticker24h> {
-  const openTime = bucketStart('1m', now) - windowMs
   const firstHour = bucketStart('1h', openTime + HOUR - 1)
   const lastHour = bucketStart('1h', now)
   const parts =

@@ -430,6 +430,49 @@ describe('rolling window statistics (ticker)', () => {
     })
     expect((await ticker('symbol=NOPE', now)).body).toEqual({ code: -1121, msg: 'Invalid symbol.' })
   })
+
+  it('gives the trading day so far in the requested time zone (ticker/tradingDay)', async () => {
+    const now = at('10:30:20')
+    const tradingDay = async (query: string) => {
+      clock = now
+      try {
+        return await publicGet(`/api/v3/ticker/tradingDay?${query}`)
+      } finally {
+        clock = 0
+      }
+    }
+    const day = (openTime: number) => ({ openTime, closeTime: openTime + 86_400_000 - 1 })
+    const utc = await tradingDay('symbol=BTCUSDT')
+    expect(utc.headers.get('X-MBX-USED-WEIGHT-1M')).toBe('4')
+    expect(utc.body).toMatchObject({
+      openPrice: '1000.00',
+      lastPrice: '30.00',
+      count: 5,
+      ...day(at('00:00:00')),
+    })
+    // 01:30 at UTC-9: the day began at 09:00 UTC.
+    expect((await tradingDay('symbol=BTCUSDT&timeZone=-9')).body).toMatchObject({
+      openPrice: '50.00',
+      firstId: 3,
+      count: 3,
+      ...day(at('09:00:00')),
+    })
+    // 00:00:20 at UTC-10:30, and 00:30:20 the next day at UTC+14: each day began with the last trade only.
+    expect((await tradingDay('symbols=["BTCUSDT"]&timeZone=-10:30&type=MINI')).body).toEqual([
+      expect.objectContaining({ openPrice: '30.00', count: 1, ...day(at('10:30:00')) }),
+    ])
+    expect((await tradingDay('symbol=BTCUSDT&timeZone=%2B14:00')).body).toMatchObject({
+      count: 1,
+      ...day(at('10:00:00')),
+    })
+    for (const timeZone of ['15', '-13', '-12:30', '8:60', '+8:0', 'x']) {
+      expect((await tradingDay(`symbol=BTCUSDT&timeZone=${encodeURIComponent(timeZone)}`)).body).toEqual({
+        code: -1130,
+        msg: "Data sent for parameter 'timeZone' is not valid.",
+      })
+    }
+    expect((await tradingDay('timeZone=0')).body).toMatchObject({ code: -1102 })
+  })
 })
 
 describe('signed requests', () => {

@@ -20,7 +20,7 @@ import { formatDecimal, parseDecimal } from '../../../lib/money.ts'
 import { findOrder, orderHistory, tradeHistory } from '../../analytics/history.ts'
 import type { Fill } from '../../engine/batch.ts'
 import type { OrderView } from '../../engine/events.ts'
-import { parseInterval } from '../../handler/intervals.ts'
+import { bucketStart, parseInterval } from '../../handler/intervals.ts'
 import { klines, recentTrades, rollingTicker, ticker24h } from '../../handler/queries.ts'
 import type { Ticker24h } from '../../handler/ticker.ts'
 import { ListenKeys } from '../../ws/user-stream.ts'
@@ -57,6 +57,11 @@ interface Call {
 }
 
 type Weight = number | ((params: Params) => number)
+
+interface TickerWindow {
+  openTime: number
+  closeTime: number
+}
 
 const DECIMAL = /^([0-9]{1,20})(\.[0-9]{1,20})?$/
 const DECIMAL_RANGE = '^([0-9]{1,20})(\\.[0-9]{1,20})?$'
@@ -249,9 +254,8 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       const info = await market(params)
       const interval = parseInterval(params.required('interval'))
       if (interval === undefined) throw errors.badInterval()
-      const timeZone = params.get('timeZone')
-      if (timeZone !== undefined && !/^(\+|-)?0{0,2}(:00)?$|^0$/.test(timeZone))
-        throw errors.invalidParam('timeZone')
+      // K-lines are kept in UTC buckets only.
+      if (timeZoneOffsetMs(params) !== 0) throw errors.invalidParam('timeZone')
       const time = (name: string) => {
         const v = longParam(params, name)
         return v === undefined ? undefined : Number(v) >= 1e14 ? Math.floor(Number(v) / 1000) : Number(v)
@@ -386,12 +390,10 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     return single ? out[0] : out
   })
 
-  route(
-    'GET',
-    '/api/v3/ticker',
-    'NONE',
-    (p) => (p.get('symbol') !== undefined ? 4 : Math.min(200, 4 * symbolCount(p))),
-    async ({ params }) => {
+  /** The statistics of a window per symbol: GET /api/v3/ticker (a rolling window) and ticker/tradingDay. */
+  function windowTicker(path: string, window: (params: Params, now: number) => TickerWindow): void {
+    const weight = (p: Params) => (p.get('symbol') !== undefined ? 4 : Math.min(200, 4 * symbolCount(p)))
+    route('GET', path, 'NONE', weight, async ({ params }) => {
       if (params.get('symbol') === undefined && params.get('symbols') === undefined)
         throw errors.eitherParam('symbol', 'symbols')
       const { list, single } = await tickerSymbols(params)
@@ -401,17 +403,28 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
           `Too many parameters; expected '${MAX_TICKER_SYMBOLS}' and received '${list.length}'.`,
         )
       const type = tickerType(params)
-      const windowMs = windowSizeMs(params)
       const now = deps.now()
+      const { openTime, closeTime } = window(params, now)
       const out = await Promise.all(
         list.map(async (info) => {
-          const t = await rollingTicker(deps.cache, info.symbol, windowMs, now)
-          return tickerFields(info, t, type, t.openTime, t.closeTime)
+          const t = await rollingTicker(deps.cache, info.symbol, openTime, now)
+          return tickerFields(info, { ...t, closeTime }, type, openTime, closeTime)
         }),
       )
       return single ? out[0] : out
-    },
-  )
+    })
+  }
+  // From the start of the minute windowSize before now, until now.
+  windowTicker('/api/v3/ticker', (params, now) => ({
+    openTime: bucketStart('1m', now) - windowSizeMs(params),
+    closeTime: now,
+  }))
+  // The day so far, in the requested time zone; closeTime is the day's last millisecond, as Binance has it.
+  windowTicker('/api/v3/ticker/tradingDay', (params, now) => {
+    const offset = timeZoneOffsetMs(params)
+    const openTime = now + offset - ((now + offset) % DAY_MS) - offset
+    return { openTime, closeTime: openTime + DAY_MS - 1 }
+  })
 
   route('GET', '/api/v3/ticker/price', 'NONE', tickerWeight(2, 4), async ({ params }) => {
     const { list, single } = await tickerSymbols(params)
@@ -976,6 +989,16 @@ function windowSizeMs(params: Params): number {
   const unit = WINDOW_UNITS[match?.[2] ?? '']
   if (unit === undefined || count > unit.max) throw errors.invalidParam('windowSize')
   return count * unit.ms
+}
+
+/** `timeZone`: hours (`8`, `-1`) or hours and minutes (`05:45`, `-1:00`), from -12:00 to +14:00; default UTC. */
+function timeZoneOffsetMs(params: Params): number {
+  const text = params.get('timeZone') ?? '0'
+  const match = /^([+-])?(\d{1,2})(?::([0-5]\d))?$/.exec(text)
+  if (match === null) throw errors.invalidParam('timeZone')
+  const minutes = (match[1] === '-' ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3] ?? 0))
+  if (minutes < -12 * 60 || minutes > 14 * 60) throw errors.invalidParam('timeZone')
+  return minutes * 60_000
 }
 
 /** How many symbols a `symbols` list names, for the weight: one more than its commas (the route parses it). */
