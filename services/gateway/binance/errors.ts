@@ -82,6 +82,7 @@ export const errors = {
   badSymbol: () => new BinanceError(-1121, 'Invalid symbol.'),
   lookupTooBig: (hours: number) =>
     new BinanceError(-1127, `More than ${hours} hours between startTime and endTime.`),
+  badCombination: () => new BinanceError(-1128, 'Combination of optional parameters invalid.'),
   invalidParam: (param: string) =>
     new BinanceError(-1130, `Data sent for parameter '${param}' is not valid.`),
   statusMismatch: () =>

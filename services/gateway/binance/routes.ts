@@ -22,7 +22,7 @@ import type { Fill } from '../../engine/batch.ts'
 import type { OrderView } from '../../engine/events.ts'
 import { bucketStart, parseInterval } from '../../handler/intervals.ts'
 import { klines, recentTrades, rollingTicker, ticker24h } from '../../handler/queries.ts'
-import type { Ticker24h } from '../../handler/ticker.ts'
+import { idleTicker, type Ticker24h } from '../../handler/ticker.ts'
 import { ListenKeys } from '../../ws/user-stream.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.ts'
 import { type DepositState, depositHistory, depositNetwork, userDepositAddress } from '../deposits.ts'
@@ -163,7 +163,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       })
     }
     if (symbolStatus !== undefined && (symbol !== undefined || symbols !== undefined))
-      throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+      throw errors.badCombination()
     list = withStatus(list, params, false)
     return {
       timezone: 'UTC',
@@ -235,7 +235,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     const fromId = longParam(params, 'fromId')
     const { startTime, endTime } = timeRange(params)
     if (fromId !== undefined && (startTime !== undefined || endTime !== undefined))
-      throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+      throw errors.badCombination()
     const rows = await tradeHistory(deps, { market: info.symbol, fromId, startTime, endTime, limit })
     return rows.map((t) => ({
       a: Number(t.id),
@@ -307,8 +307,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     const directory = await deps.markets.directory()
     const symbol = params.get('symbol')
     const symbols = params.get('symbols')
-    if (symbol !== undefined && symbols !== undefined)
-      throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+    if (symbol !== undefined && symbols !== undefined) throw errors.badCombination()
     if (symbol === undefined && symbols === undefined)
       return { list: withStatus([...directory.markets.values()], params, false), single: false }
     const names = symbol !== undefined ? [symbol] : parseSymbolList(symbols!, 'symbols')
@@ -325,35 +324,29 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     if (type !== 'FULL' && type !== 'MINI') throw new BinanceError(-1139, 'Invalid ticker type.')
     return type
   }
-  /** A ticker's statistics in the market's scales, MINI or FULL; zeros over the window before its first trade. */
-  const tickerFields = (
-    info: MarketInfo,
-    t: Ticker24h | undefined,
-    type: 'FULL' | 'MINI',
-    openTime: number,
-    closeTime: number,
-  ) => {
-    const p = (v: string | undefined) => fixed(v ?? '0', info.priceScale)
+  /** A ticker's statistics in the market's scales, MINI or FULL. */
+  const tickerFields = (info: MarketInfo, t: Ticker24h, type: 'FULL' | 'MINI') => {
+    const p = (v: string) => fixed(v, info.priceScale)
     const mini = {
       symbol: info.symbol,
-      openPrice: p(t?.openPrice),
-      highPrice: p(t?.highPrice),
-      lowPrice: p(t?.lowPrice),
-      lastPrice: p(t?.lastPrice),
-      volume: fixed(t?.volume ?? '0', info.qtyScale),
-      quoteVolume: fixed(t?.quoteVolume ?? '0', info.quoteScale),
-      openTime: t?.openTime ?? openTime,
-      closeTime: t?.closeTime ?? closeTime,
-      firstId: t?.firstId ?? -1,
-      lastId: t?.lastId ?? -1,
-      count: t?.count ?? 0,
+      openPrice: p(t.openPrice),
+      highPrice: p(t.highPrice),
+      lowPrice: p(t.lowPrice),
+      lastPrice: p(t.lastPrice),
+      volume: fixed(t.volume, info.qtyScale),
+      quoteVolume: fixed(t.quoteVolume, info.quoteScale),
+      openTime: t.openTime,
+      closeTime: t.closeTime,
+      firstId: t.firstId,
+      lastId: t.lastId,
+      count: t.count,
     }
     if (type === 'MINI') return mini
     return {
       ...mini,
-      priceChange: p(t?.priceChange),
-      priceChangePercent: t?.priceChangePercent ?? '0.000',
-      weightedAvgPrice: p(t?.weightedAvgPrice),
+      priceChange: p(t.priceChange),
+      priceChangePercent: t.priceChangePercent,
+      weightedAvgPrice: p(t.weightedAvgPrice),
     }
   }
   const best = async (info: MarketInfo) => {
@@ -376,13 +369,15 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     const now = deps.now()
     const out = await Promise.all(
       list.map(async (info) => {
-        const t = await ticker24h(deps.cache, info.symbol)
-        const fields = tickerFields(info, t, type, now - DAY_MS, now)
+        // Before the symbol's first trade: zeros over the last 24 hours.
+        const t =
+          (await ticker24h(deps.cache, info.symbol)) ?? idleTicker(info.symbol, '0', now - DAY_MS, now)
+        const fields = tickerFields(info, t, type)
         if (type === 'MINI') return fields
         return {
           ...fields,
-          prevClosePrice: fixed(t?.openPrice ?? '0', info.priceScale),
-          lastQty: fixed(t?.lastQty ?? '0', info.qtyScale),
+          prevClosePrice: fixed(t.openPrice, info.priceScale),
+          lastQty: fixed(t.lastQty, info.qtyScale),
           ...(await best(info)),
         }
       }),
@@ -408,7 +403,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       const out = await Promise.all(
         list.map(async (info) => {
           const t = await rollingTicker(deps.cache, info.symbol, openTime, now)
-          return tickerFields(info, { ...t, closeTime }, type, openTime, closeTime)
+          return tickerFields(info, { ...t, closeTime }, type)
         }),
       )
       return single ? out[0] : out
@@ -618,7 +613,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       const fromId = longParam(params, 'fromId')
       const { startTime, endTime } = timeRange(params)
       if (fromId !== undefined && (startTime !== undefined || endTime !== undefined))
-        throw new BinanceError(-1128, 'Combination of optional parameters invalid.')
+        throw errors.badCombination()
       const user = key.userId
       const rows = await tradeHistory(deps, {
         market: info.symbol,
