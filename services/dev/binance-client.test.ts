@@ -263,7 +263,19 @@ describe('the binance npm client against bourse dev', () => {
       }
       expect(units(volume)).toBeGreaterThan(0n)
     }
-    const tradesInKlines = klines.reduce((n, k) => n + Number(k[8]), 0)
+    const tradeCount = (ks: typeof klines) => ks.reduce((n, k) => n + Number(k[8]), 0)
+    const tradesInKlines = tradeCount(klines)
+
+    // The days of a trader at UTC+5:45 open at their midnight, 18:15 UTC, and hold every trade so far.
+    const DAY = 86_400_000
+    const nepal = await client.getUIKlines({ symbol: SYMBOL, interval: '1d', timeZone: '5:45' })
+    const utcDays = await client.getKlines({ symbol: SYMBOL, interval: '1d' })
+    for (const [openTime, , , , , , closeTime] of nepal) {
+      expect((Number(openTime) + 345 * 60_000) % DAY).toBe(0)
+      expect(Number(closeTime) - Number(openTime)).toBe(DAY - 1)
+    }
+    expect(tradeCount(nepal)).toBeGreaterThanOrEqual(tradesInKlines)
+    expect(tradeCount(utcDays)).toBeGreaterThanOrEqual(tradeCount(nepal))
 
     const ticker = (await client.get24hrChangeStatistics({ symbol: SYMBOL, type: 'FULL' })) as Ticker24hrFull
     expect(ticker.symbol).toBe(SYMBOL)

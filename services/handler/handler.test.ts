@@ -158,6 +158,30 @@ function scenario(
       ])
       expect(await klines(env.cache, symbol, '1m', { endTime: T0 + MIN, limit: 1 })).toHaveLength(1)
 
+      // Binance's timeZone: buckets of the zone, made of UTC k-lines; start and end times stay UTC.
+      const ist = 5.5 * HOUR
+      const istHours = [
+        [T0 - 30 * MIN, '100', '105', '95', '95', '3.5', T0 + 30 * MIN - 1, '342.5', 3, '3', '290', '0'],
+        [T0 + 30 * MIN, '110', '110', '110', '110', '0.1', T0 + 90 * MIN - 1, '11', 1, '0.1', '11', '0'],
+      ]
+      expect(await klines(env.cache, symbol, '1h', { offsetMs: ist })).toEqual(istHours)
+      expect(await klines(env.cache, symbol, '1h', { offsetMs: ist, startTime: T0 - 29 * MIN })).toEqual([
+        istHours[1],
+      ])
+      expect(await klines(env.cache, symbol, '1h', { offsetMs: ist, endTime: T0 })).toEqual([istHours[0]])
+      expect(await klines(env.cache, symbol, '1h', { offsetMs: ist, limit: 1 })).toEqual([istHours[1]])
+      // 2024-05-05 10:00 UTC is midnight at +14:00; the week at +8 began Monday 00:00 there, Sunday 16:00 UTC.
+      const DAY = 24 * HOUR
+      const zoned = async (interval: '1d' | '1w' | '1M', offsetMs: number) =>
+        (await klines(env.cache, symbol, interval, { offsetMs })).map((k) => [k[0], k[6], k[8]])
+      expect(await zoned('1d', 14 * HOUR)).toEqual([[T0, T0 + DAY - 1, 4]])
+      expect(await zoned('1d', -12 * HOUR)).toEqual([[T0 - 22 * HOUR, T0 + 2 * HOUR - 1, 4]])
+      const monday = Date.parse('2024-04-28T16:00:00Z')
+      expect(await zoned('1w', 8 * HOUR)).toEqual([[monday, monday + 7 * DAY - 1, 4]])
+      expect(await zoned('1M', -5 * HOUR)).toEqual([
+        [Date.parse('2024-05-01T05:00:00Z'), Date.parse('2024-06-01T05:00:00Z') - 1, 4],
+      ])
+
       const ticker = {
         symbol,
         priceChange: '10',

@@ -8,6 +8,7 @@ import {
   nextBucketStart,
   nominalLengthMs,
   parseInterval,
+  zonedSource,
 } from './intervals.ts'
 
 const utc = (text: string) => Date.parse(`${text}Z`)
@@ -125,5 +126,46 @@ describe('bucketStart and bucketEnd', () => {
 
   it('refuses a time that is not a number', () => {
     expect(() => bucketStart('1m', Number.NaN)).toThrow(RangeError)
+  })
+})
+
+describe('buckets in a time zone', () => {
+  const HOUR = 3_600_000
+  const offsets = fc.integer({ min: -12 * 60, max: 14 * 60 }).map((minutes) => minutes * 60_000)
+
+  it("opens a zone's day, week and month at its midnight", () => {
+    expect(bucketStart('1d', utc('2024-05-05T10:00:00'), 8 * HOUR)).toBe(utc('2024-05-04T16:00:00'))
+    expect(bucketStart('1d', utc('2024-05-05T17:00:00'), 8 * HOUR)).toBe(utc('2024-05-05T16:00:00'))
+    expect(bucketStart('1w', utc('2024-05-05T10:00:00'), 8 * HOUR)).toBe(utc('2024-04-28T16:00:00'))
+    expect(bucketStart('1M', utc('2024-05-01T03:00:00'), -5 * HOUR)).toBe(utc('2024-04-01T05:00:00'))
+    expect(nextBucketStart('1M', utc('2024-05-01T03:00:00'), -5 * HOUR)).toBe(utc('2024-05-01T05:00:00'))
+    expect(bucketStart('1h', utc('2024-05-05T10:10:00'), 5.5 * HOUR)).toBe(utc('2024-05-05T09:30:00'))
+  })
+
+  it('makes them of the longest UTC buckets that tile them', () => {
+    expect(zonedSource('1d', 8 * HOUR)).toBe('8h')
+    expect(zonedSource('1d', 5.75 * HOUR)).toBe('15m')
+    expect(zonedSource('1d', -9.5 * HOUR)).toBe('30m')
+    expect(zonedSource('1h', 8 * HOUR)).toBe('1h')
+    expect(zonedSource('4h', 5 * HOUR)).toBe('1h')
+    expect(zonedSource('3d', 14 * HOUR)).toBe('2h')
+    expect(zonedSource('45m', HOUR)).toBe('15m')
+    expect(zonedSource('1w', 8 * HOUR)).toBe('8h')
+    expect(zonedSource('1M', -3 * HOUR)).toBe('3h')
+  })
+
+  it("puts every UTC bucket of the source inside exactly one of the zone's, for every interval and offset", () => {
+    const time = fc.integer({ min: utc('1990-01-01T00:00:00'), max: utc('2200-01-01T00:00:00') })
+    fc.assert(
+      fc.property(time, fc.constantFrom(...INTERVALS), offsets, (t, interval, offset) => {
+        const source = zonedSource(interval, offset)
+        const start = bucketStart(source, t)
+        const zoned = bucketStart(interval, t, offset)
+        expect(bucketStart(interval, start, offset)).toBe(zoned)
+        expect(bucketStart(interval, bucketEnd(source, t), offset)).toBe(zoned)
+        expect(nextBucketStart(interval, t, offset)).toBeGreaterThan(t)
+      }),
+      { numRuns: 2000 },
+    )
   })
 })

@@ -4,6 +4,10 @@
  * ClickHouse's `toStartOfInterval` do: every interval that divides a day therefore starts at midnight, and 3d
  * buckets start on days whose epoch day number is a multiple of 3. Weeks start Monday 00:00 UTC; months are
  * calendar months. A bucket's close time is the next bucket's start minus 1 ms (Binance's `T`).
+ *
+ * Binance's `timeZone` moves the buckets to a UTC offset (`offsetMs`, e.g. +8 h): a 1d bucket then opens at
+ * midnight in that zone, 16:00 UTC. Only UTC buckets are kept; a zone's are made of the UTC buckets of
+ * `zonedSource`, the longest interval that tiles them.
  */
 
 export const INTERVALS = [
@@ -109,9 +113,10 @@ function floorTo(timeMs: number, length: number, origin = 0): number {
   return Math.floor((timeMs - origin) / length) * length + origin
 }
 
-/** Start (open time) of the bucket of `interval` holding `timeMs`, in epoch ms. */
-export function bucketStart(interval: Interval, timeMs: number): number {
+/** Start (open time) of the bucket of `interval` holding `timeMs`, in epoch ms; in a zone `offsetMs` from UTC. */
+export function bucketStart(interval: Interval, timeMs: number, offsetMs = 0): number {
   if (!Number.isFinite(timeMs)) throw new RangeError(`time must be a finite number, got ${timeMs}`)
+  if (offsetMs !== 0) return bucketStart(interval, timeMs + offsetMs) - offsetMs
   if (interval === '1M') {
     const date = new Date(timeMs)
     return Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1)
@@ -120,8 +125,9 @@ export function bucketStart(interval: Interval, timeMs: number): number {
   return floorTo(timeMs, FIXED[interval])
 }
 
-/** Start of the bucket after the one holding `timeMs`. */
-export function nextBucketStart(interval: Interval, timeMs: number): number {
+/** Start of the bucket after the one holding `timeMs`; in a zone `offsetMs` from UTC. */
+export function nextBucketStart(interval: Interval, timeMs: number, offsetMs = 0): number {
+  if (offsetMs !== 0) return nextBucketStart(interval, timeMs + offsetMs) - offsetMs
   const start = bucketStart(interval, timeMs)
   if (interval === '1M') {
     const date = new Date(start)
@@ -140,4 +146,18 @@ export function nominalLengthMs(interval: Interval): number {
   if (interval === '1M') return 31 * DAY
   if (interval === '1w') return WEEK
   return FIXED[interval]
+}
+
+/**
+ * The longest interval whose UTC buckets tile the buckets of `interval` in a zone `offsetMs` from UTC: its
+ * (epoch-aligned) length divides the offset and the interval's own length — a day for weeks and months,
+ * whose boundaries are midnights. `interval` itself when the offset moves none of its boundaries.
+ */
+export function zonedSource(interval: Interval, offsetMs: number): Interval {
+  const span = interval === '1w' || interval === '1M' ? DAY : FIXED[interval]
+  let source: Exclude<Interval, '1w' | '1M'> = '1s'
+  for (const [name, length] of Object.entries(FIXED) as [keyof typeof FIXED, number][]) {
+    if (span % length === 0 && offsetMs % length === 0 && length > FIXED[source]) source = name
+  }
+  return source
 }

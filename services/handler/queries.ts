@@ -4,7 +4,7 @@
  */
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { invalidInput } from '../../lib/errors.ts'
-import { bucketStart, type Interval } from './intervals.ts'
+import { bucketStart, type Interval, nextBucketStart, zonedSource } from './intervals.ts'
 import { keys, klineIndexCap } from './keys.ts'
 import { type BinanceKline, type Kline, klineFromHash, mergeInto, toBinanceKline } from './klines.ts'
 import { idleTicker, type Ticker24h, tickerOf } from './ticker.ts'
@@ -16,11 +16,13 @@ export interface KlineQuery {
   endTime?: number
   /** Default 500, at most 1000, as on Binance. */
   limit?: number
+  /** Binance's `timeZone` as an offset from UTC: the buckets open and close in that zone. */
+  offsetMs?: number
 }
 
 /**
- * K-lines by open time, oldest first, as Binance's GET /api/v3/klines: open time within [startTime, endTime];
- * with a startTime the first `limit` from it, otherwise the newest `limit`.
+ * K-lines by open time, oldest first, as Binance's GET /api/v3/klines: open time within [startTime, endTime]
+ * (always UTC); with a startTime the first `limit` from it, otherwise the newest `limit`.
  */
 export async function klines(
   cache: PubSubCache,
@@ -28,26 +30,45 @@ export async function klines(
   interval: Interval,
   query: KlineQuery = {},
 ): Promise<BinanceKline[]> {
-  return (await klineRange(cache, symbol, interval, query)).map(toBinanceKline)
+  const limit = query.limit ?? 500
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalidInput('limit', 'must be 1-1000')
+  const offsetMs = query.offsetMs ?? 0
+  const source = offsetMs === 0 ? interval : zonedSource(interval, offsetMs)
+  const rows =
+    source === interval
+      ? await klineRange(cache, symbol, interval, { ...query, limit })
+      : await zonedKlines(cache, symbol, interval, source, { ...query, limit, offsetMs })
+  return rows.map(toBinanceKline)
 }
+
+type Range = Pick<KlineQuery, 'startTime' | 'endTime'> & { limit: number }
 
 async function klineRange(
   cache: PubSubCache,
   symbol: string,
   interval: Interval,
-  query: KlineQuery,
+  query: Range,
 ): Promise<Kline[]> {
-  const limit = query.limit ?? 500
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalidInput('limit', 'must be 1-1000')
-  const listed = await cache.range(keys.klineIndex(symbol, interval), klineIndexCap(interval))
-  let starts = [...new Set(listed.map(Number))]
-    .filter(
-      (t) =>
-        (query.startTime === undefined || t >= query.startTime) &&
-        (query.endTime === undefined || t <= query.endTime),
-    )
-    .sort((a, b) => a - b)
-  starts = query.startTime !== undefined ? starts.slice(0, limit) : starts.slice(-limit)
+  const { starts } = await listedOpenTimes(cache, symbol, interval)
+  return klinesAt(cache, symbol, interval, pick(starts, query))
+}
+
+/** The open times (oldest first) within [startTime, endTime]: with a startTime the first `limit`, otherwise the last. */
+function pick(sorted: number[], query: Range): number[] {
+  const within = sorted.filter(
+    (t) =>
+      (query.startTime === undefined || t >= query.startTime) &&
+      (query.endTime === undefined || t <= query.endTime),
+  )
+  return query.startTime !== undefined ? within.slice(0, query.limit) : within.slice(-query.limit)
+}
+
+async function klinesAt(
+  cache: PubSubCache,
+  symbol: string,
+  interval: Interval,
+  starts: number[],
+): Promise<Kline[]> {
   const hashes = await Promise.all(starts.map((t) => cache.hashGetAll(keys.kline(symbol, interval, t))))
   const rows: Kline[] = []
   for (const hash of hashes) {
@@ -55,6 +76,53 @@ async function klineRange(
     if (k !== undefined) rows.push(k)
   }
   return rows
+}
+
+/** The open times the interval's index lists, oldest first, and whether older ones were trimmed off it. */
+async function listedOpenTimes(
+  cache: PubSubCache,
+  symbol: string,
+  interval: Interval,
+): Promise<{ starts: number[]; trimmed: boolean }> {
+  const cap = klineIndexCap(interval)
+  const listed = await cache.range(keys.klineIndex(symbol, interval), cap)
+  return { starts: [...new Set(listed.map(Number))].sort((a, b) => a - b), trimmed: listed.length >= cap }
+}
+
+/**
+ * The k-lines of a zone's buckets, each merged from the UTC k-lines of `source` it spans. A bucket older
+ * than the source's index reaches is left out rather than served short of trades.
+ */
+async function zonedKlines(
+  cache: PubSubCache,
+  symbol: string,
+  interval: Interval,
+  source: Interval,
+  query: Range & { offsetMs: number },
+): Promise<Kline[]> {
+  const { offsetMs } = query
+  const open = (t: number) => bucketStart(interval, t, offsetMs)
+  const { starts, trimmed } = await listedOpenTimes(cache, symbol, source)
+  // A bucket that began before the oldest listed source k-line may have lost trades with the trimmed ones.
+  const reach = trimmed ? (starts[0] ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY
+  const spanned = starts.filter((t) => open(t) >= reach)
+  const wanted = new Set(pick([...new Set(spanned.map(open))], query))
+  const buckets = new Map<number, Kline>()
+  for (const part of await klinesAt(
+    cache,
+    symbol,
+    source,
+    spanned.filter((t) => wanted.has(open(t))),
+  )) {
+    const openTime = open(part.openTime)
+    const bucket = buckets.get(openTime)
+    if (bucket !== undefined) mergeInto(bucket, part)
+    else {
+      const closeTime = nextBucketStart(interval, openTime, offsetMs) - 1
+      buckets.set(openTime, { ...part, interval, openTime, closeTime })
+    }
+  }
+  return [...buckets.values()]
 }
 
 /**

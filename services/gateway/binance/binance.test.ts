@@ -269,6 +269,16 @@ describe("market data from the handler's cache", () => {
         [minute, '250', '250', '250', '250', '0.5', minute + 59_999, '125', 1, '0.5', '125', '0'],
       ])
     }
+    // In a zone a whole number of hours from UTC the minutes are the same; its hours at +5:30 are made of
+    // 30m k-lines, which the handler has not written here.
+    expect((await publicGet('/api/v3/klines?symbol=BTCUSDT&interval=1m&timeZone=8')).body).toEqual(
+      (await publicGet('/api/v3/klines?symbol=BTCUSDT&interval=1m')).body,
+    )
+    expect((await publicGet('/api/v3/uiKlines?symbol=BTCUSDT&interval=1h&timeZone=05:30')).body).toEqual([])
+    expect((await publicGet('/api/v3/klines?symbol=BTCUSDT&interval=1d&timeZone=-12:30')).body).toEqual({
+      code: -1130,
+      msg: "Data sent for parameter 'timeZone' is not valid.",
+    })
     expect((await publicGet('/api/v3/klines?symbol=BTCUSDT&interval=7m')).body).toEqual({
       code: -1120,
       msg: 'Invalid interval.',

@@ -254,8 +254,6 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       const info = await market(params)
       const interval = parseInterval(params.required('interval'))
       if (interval === undefined) throw errors.badInterval()
-      // K-lines are kept in UTC buckets only.
-      if (timeZoneOffsetMs(params) !== 0) throw errors.invalidParam('timeZone')
       const time = (name: string) => {
         const v = longParam(params, name)
         return v === undefined ? undefined : Number(v) >= 1e14 ? Math.floor(Number(v) / 1000) : Number(v)
@@ -264,6 +262,7 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       const endTime = time('endTime')
       return klines(deps.cache, info.symbol, interval, {
         limit: limitOf(params, 500, 1000, true),
+        offsetMs: timeZoneOffsetMs(params),
         ...(startTime !== undefined && { startTime }),
         ...(endTime !== undefined && { endTime }),
       })
