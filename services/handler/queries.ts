@@ -30,15 +30,32 @@ export async function klines(
   interval: Interval,
   query: KlineQuery = {},
 ): Promise<BinanceKline[]> {
+  return (await klineRows(cache, symbol, interval, query)).map(toBinanceKline)
+}
+
+/** The newest k-line of the interval in a zone `offsetMs` from UTC; undefined before its first trade. */
+export async function latestKline(
+  cache: PubSubCache,
+  symbol: string,
+  interval: Interval,
+  offsetMs: number,
+): Promise<Kline | undefined> {
+  return (await klineRows(cache, symbol, interval, { limit: 1, offsetMs })).at(-1)
+}
+
+async function klineRows(
+  cache: PubSubCache,
+  symbol: string,
+  interval: Interval,
+  query: KlineQuery,
+): Promise<Kline[]> {
   const limit = query.limit ?? 500
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalidInput('limit', 'must be 1-1000')
   const offsetMs = query.offsetMs ?? 0
   const source = offsetMs === 0 ? interval : zonedSource(interval, offsetMs)
-  const rows =
-    source === interval
-      ? await klineRange(cache, symbol, interval, { ...query, limit })
-      : await zonedKlines(cache, symbol, interval, source, { ...query, limit, offsetMs })
-  return rows.map(toBinanceKline)
+  return source === interval
+    ? klineRange(cache, symbol, interval, { ...query, limit })
+    : zonedKlines(cache, symbol, interval, source, { ...query, limit, offsetMs })
 }
 
 type Range = Pick<KlineQuery, 'startTime' | 'endTime'> & { limit: number }

@@ -7,6 +7,9 @@
 import type { PubSubCache, Unsubscribe } from '../../adapters/pubsub/index.ts'
 import type { Logger } from '../../lib/log.ts'
 import type { DepthUpdate } from '../engine/events.ts'
+import { zonedSource } from '../handler/intervals.ts'
+import { toKlineStreamPayload } from '../handler/klines.ts'
+import { latestKline } from '../handler/queries.ts'
 import { bookKey, channelOf, type StreamSpec } from './streams.ts'
 
 /** One payload of one stream, framed for raw and combined connections only when asked. */
@@ -247,6 +250,59 @@ class PartialDepthFeed extends Feed {
   }
 }
 
+/**
+ * `kline_<interval>@+08:00`: the k-line of the zone's bucket, merged from the UTC k-lines that tile it
+ * (handler/queries.ts). A change to one of those marks it; a marked k-line is read and sent once a second,
+ * Binance's own pace for these streams.
+ */
+class ZonedKlineFeed extends Feed {
+  readonly #spec: Extract<StreamSpec, { kind: 'zonedKline' }>
+  readonly #log: Logger
+  #cache: PubSubCache | undefined
+  #timer: NodeJS.Timeout | undefined
+  #changed = false
+  #reading = false
+
+  constructor(name: string, spec: Extract<StreamSpec, { kind: 'zonedKline' }>, log: Logger) {
+    super(name)
+    this.#spec = spec
+    this.#log = log
+  }
+
+  override start(cache: PubSubCache): void {
+    this.#cache = cache
+    this.#timer = setInterval(() => void this.#push(), 1000)
+  }
+
+  override stop(): void {
+    clearInterval(this.#timer)
+  }
+
+  onMessage(): void {
+    this.#changed = true
+  }
+
+  async #push(): Promise<void> {
+    if (!this.#changed || this.#reading) return
+    this.#changed = false
+    this.#reading = true
+    const { symbol, interval, offsetMs } = this.#spec
+    try {
+      const kline = await latestKline(this.#cache!, symbol, interval, offsetMs)
+      const now = Date.now()
+      if (kline !== undefined)
+        this.emit(
+          JSON.stringify({ e: 'kline', E: now, s: symbol, k: toKlineStreamPayload(symbol, kline, now) }),
+        )
+    } catch (err) {
+      this.#changed = true
+      this.#log.warn({ err, stream: this.name }, 'reading the k-line failed; trying again in a second')
+    } finally {
+      this.#reading = false
+    }
+  }
+}
+
 /** Linkora's candle message: the k-line of the timeframe each time it changes. */
 class LinkoraCandlesFeed extends Feed {
   onMessage(message: Message): void {
@@ -302,6 +358,11 @@ function createFeed(name: string, spec: StreamSpec, log: Logger): Feed {
       return new DepthDiffFeed(name, spec.symbol, spec.speedMs)
     case 'partialDepth':
       return new PartialDepthFeed(name, spec, log)
+    case 'zonedKline':
+      // A zone that moves none of the interval's boundaries has the UTC k-lines themselves.
+      return zonedSource(spec.interval, spec.offsetMs) === spec.interval
+        ? new PassThroughFeed(name)
+        : new ZonedKlineFeed(name, spec, log)
     case 'linkoraCandles':
       return new LinkoraCandlesFeed(name)
     case 'linkoraOrderbook':

@@ -5,8 +5,10 @@ import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../adapt
 import { waitUntil } from '../../adapters/testing/wait.ts'
 import { createLogger } from '../../lib/log.ts'
 import { createRegistry } from '../../lib/metrics.ts'
+import { parseDecimal } from '../../lib/money.ts'
 import type { DepthUpdate } from '../engine/events.ts'
-import { channels } from '../handler/keys.ts'
+import { channels, keys, klineIndexCap } from '../handler/keys.ts'
+import { aggregate, klineToHash, SCALE } from '../handler/klines.ts'
 import { depthPublisher } from './depth-source.ts'
 import { type RunningWsServer, startWsServer, type WsServerOptions } from './server.ts'
 import { connect, type TestClient } from './testing.ts'
@@ -88,6 +90,47 @@ describe('ws market streams on the in-process pub/sub', () => {
     await publisher.publish(channels.trade('BTCUSDT'), JSON.stringify(trade(8)))
     expect(await c.next()).toEqual({ stream: 'btcusdt@kline_1m', data: kline })
     expect(await c.next()).toEqual({ stream: 'btcusdt@trade', data: trade(8) })
+  })
+
+  it('sends the UTC+8 k-lines of kline_<interval>@+08:00, merged from the UTC k-lines that tile them', async () => {
+    // Two 8h k-lines of the day that began at midnight in UTC+8, 16:00 UTC, as the handler stores them.
+    const dayOpen = Date.parse('2024-05-04T16:00:00Z')
+    const units = (v: string) => parseDecimal(v, SCALE)
+    const trades = [
+      [1, '100', dayOpen + 1_000],
+      [2, '90', dayOpen + 9 * 3_600_000],
+      [3, '95', dayOpen + 10 * 3_600_000],
+    ].map(([id, price, time]) => ({
+      symbol: 'BTCUSDT',
+      id: BigInt(id!),
+      price: units(String(price)),
+      qty: units('1'),
+      quoteQty: units(String(price)),
+      time: Number(time),
+      buyerIsMaker: false,
+    }))
+    for (const [openTime, k] of aggregate(trades, '8h')) {
+      await publisher.hashSet(keys.kline('BTCUSDT', '8h', openTime), klineToHash(k))
+      await publisher.pushCapped(keys.klineIndex('BTCUSDT', '8h'), String(openTime), klineIndexCap('8h'))
+    }
+    // A `+` as written in the query, and one percent-encoded in a raw stream's path.
+    const combined = await client(`${ws.url}/stream?streams=btcusdt@kline_1d@+08:00/btcusdt@kline_1h@+08:00`)
+    const raw = await client(`${ws.url}/ws/btcusdt@kline_1d@%2B08:00`)
+    await waitUntil(() => ws.server.stats.channels >= 2, 'the 8h and 1h channels subscribed')
+    const hour = { e: 'kline', E: 1, s: 'BTCUSDT', k: { t: 0, T: 3_599_999, s: 'BTCUSDT', i: '1h', o: '1' } }
+    await publisher.publish(channels.kline('BTCUSDT', '1h'), JSON.stringify(hour))
+    await publisher.publish(channels.kline('BTCUSDT', '8h'), JSON.stringify({ e: 'kline' }))
+    // An hour of UTC+8 is an hour of UTC: the UTC k-line as it is.
+    expect(await combined.next((m: { stream: string }) => m.stream.includes('1h'))).toEqual({
+      stream: 'btcusdt@kline_1h@+08:00',
+      data: hour,
+    })
+    const day = { t: dayOpen, T: dayOpen + 86_399_999, i: '1d', o: '100', c: '95', h: '100', l: '90', n: 3 }
+    expect(await combined.next((m: { stream: string }) => m.stream.includes('1d'))).toMatchObject({
+      stream: 'btcusdt@kline_1d@+08:00',
+      data: { e: 'kline', s: 'BTCUSDT', k: { ...day, s: 'BTCUSDT', f: 1, L: 3, v: '3', q: '285', x: true } },
+    })
+    expect(await raw.next()).toMatchObject({ e: 'kline', k: day })
   })
 
   it('answers SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS and the properties as Binance does', async () => {

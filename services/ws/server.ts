@@ -238,18 +238,19 @@ export class WsServer {
       if (this.#auth === undefined) return '404 Not Found'
       return { combined: false, linkora: false, api: true, listenKeys: [], streams: [] }
     }
-    let names: string[]
+    let names: string[] | undefined
     let combined: boolean
     if (url.pathname === '/ws' || url.pathname === '/ws/' || url.pathname.startsWith('/ws/')) {
       combined = false
-      names = url.pathname.slice(4).split('/').filter(Boolean)
+      names = streamNames(url.pathname.slice(4))
     } else if (url.pathname === '/stream' || url.pathname === '/stream/') {
       combined = true
-      names = (url.searchParams.get('streams') ?? '').split('/').filter(Boolean)
+      // Read as written: searchParams would turn the `+` of `…@kline_1d@+08:00` into a space.
+      names = streamNames(/(?:^|&)streams=([^&]*)/.exec(url.search.slice(1))?.[1] ?? '')
     } else {
       return '404 Not Found'
     }
-    if (names.length > this.#options.maxStreams) return '400 Bad Request'
+    if (names === undefined || names.length > this.#options.maxStreams) return '400 Bad Request'
     const streams: [string, StreamSpec][] = []
     const listenKeys: string[] = []
     for (const name of new Set(names)) {
@@ -656,5 +657,14 @@ export async function startWsServer(
       closing ??= server.close().then(() => http.close())
       return closing
     },
+  }
+}
+
+/** The stream names of `a/b/…` as a URL carries them (percent-encoded or not); undefined when malformed. */
+function streamNames(text: string): string[] | undefined {
+  try {
+    return decodeURIComponent(text).split('/').filter(Boolean)
+  } catch {
+    return undefined
   }
 }

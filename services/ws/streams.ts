@@ -3,7 +3,7 @@
  * channel each is fed from. Symbols are lowercase in stream names and uppercase in channels.
  */
 import { marketKey } from '../../adapters/pubsub/index.ts'
-import { type Interval, isInterval, parseInterval } from '../handler/intervals.ts'
+import { type Interval, isInterval, parseInterval, zonedSource } from '../handler/intervals.ts'
 import { channels as handlerChannels } from '../handler/keys.ts'
 import { userChannel } from './user-stream.ts'
 
@@ -15,6 +15,8 @@ export const bookKey = (symbol: string) => marketKey(symbol, 'book')
 export type StreamSpec =
   | { kind: 'trade' | 'aggTrade' | 'ticker' | 'miniTicker' | 'bookTicker'; symbol: string }
   | { kind: 'kline'; symbol: string; interval: Interval }
+  /** `<symbol>@kline_<interval>@+08:00`: the buckets of UTC+8, the one zone Binance streams. */
+  | { kind: 'zonedKline'; symbol: string; interval: Interval; offsetMs: number }
   | { kind: 'depth'; symbol: string; speedMs: 100 | 1000 }
   | { kind: 'partialDepth'; symbol: string; levels: 5 | 10 | 20; speedMs: 100 | 1000 }
   /** The seeds' Linkora socket: `/ws?symbol=BTCUSDT&type=candles&timeframe=5` and `type=orderbook`. */
@@ -36,6 +38,7 @@ export function parseLinkora(params: URLSearchParams): [string, StreamSpec] | un
     : [`linkora:candles:${symbol}:${interval}`, { kind: 'linkoraCandles', symbol, interval }]
 }
 
+const HOUR = 3_600_000
 const simple = new Set(['trade', 'aggTrade', 'ticker', 'miniTicker', 'bookTicker'])
 const symbolPattern = /^[a-z0-9]{2,32}$/
 
@@ -54,7 +57,9 @@ export function parseStream(name: string): StreamSpec | undefined {
   }
   if (kind.startsWith('kline_')) {
     const interval = kind.slice('kline_'.length)
-    return speed === undefined && isInterval(interval) ? { kind: 'kline', symbol, interval } : undefined
+    if (!isInterval(interval)) return undefined
+    if (speed === undefined) return { kind: 'kline', symbol, interval }
+    return speed === '+08:00' ? { kind: 'zonedKline', symbol, interval, offsetMs: 8 * HOUR } : undefined
   }
   const match = /^depth(5|10|20)?$/.exec(kind)
   if (match === null) return undefined
@@ -73,6 +78,8 @@ export function channelOf(spec: StreamSpec): string {
     case 'kline':
     case 'linkoraCandles':
       return handlerChannels.kline(spec.symbol, spec.interval)
+    case 'zonedKline':
+      return handlerChannels.kline(spec.symbol, zonedSource(spec.interval, spec.offsetMs))
     case 'ticker':
     case 'miniTicker':
       return handlerChannels.ticker(spec.symbol)
