@@ -101,6 +101,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     engines: deps.engines,
     markets: new MarketDirectory(deps.db),
     cache: deps.cache,
+    ...(deps.analytics && { analytics: deps.analytics }),
     now,
     log,
   })

@@ -9,6 +9,7 @@
  */
 import type { Context, Hono } from 'hono'
 import { z } from 'zod'
+import type { Analytics } from '../../adapters/analytics/analytics.ts'
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { BourseError, invalidInput } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/log.ts'
@@ -22,6 +23,8 @@ export interface LinkoraDeps {
   engines: ReadonlyMap<string, EngineClient>
   markets: MarketDirectory
   cache: PubSubCache
+  /** The handler's ClickHouse: candles older than Redis keeps. */
+  analytics?: Analytics
   now: () => number
   log: Logger
 }
@@ -237,7 +240,7 @@ export function linkoraRoutes(app: Hono, deps: LinkoraDeps): void {
   get(LINKORA_ENDPOINTS.candles, async (q) => {
     const interval = timeframeOf(q.timeframe)
     const info = await market(q.symbol)
-    const rows = await klines(deps.cache, info.symbol, interval, { limit: q.limit })
+    const rows = await klines(deps.cache, info.symbol, interval, { limit: q.limit }, deps.analytics)
     const candles = rows.map((k) => ({
       timestamp: k[0],
       closeTime: k[6],

@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Analytics, openAnalytics } from '../../adapters/analytics/analytics.ts'
 import { analyticsKlines, migrateAnalytics, TradeWriter } from './clickhouse.ts'
-import { INTERVALS } from './intervals.ts'
+import { INTERVALS, type Interval } from './intervals.ts'
 import { aggregate, type Trade, toBinanceKline } from './klines.ts'
 
 let client: Analytics
@@ -107,5 +107,45 @@ describe('analyticsKlines', () => {
       )
     }
     await expect(analyticsKlines(client, 'KLINEA', '1s', range)).rejects.toThrow(RangeError)
+  })
+
+  it("serves a time zone's buckets, and the first or the newest `limit` of them", async () => {
+    const all = trades('KLINEZ', 4, 600)
+    const writer = new TradeWriter(client, { maxRows: 500 })
+    await Promise.all(all.map((t) => writer.add(t)))
+    await writer.close()
+    const range = { startTime: START - 40 * 86_400_000, endTime: START + SPAN + 86_400_000 }
+    const HOUR = 3_600_000
+    /** The zone's buckets by aggregating trades moved into its clock, then moved back to UTC. */
+    const zoned = (interval: Interval, offsetMs: number) =>
+      [
+        ...aggregate(
+          all.map((t) => ({ ...t, time: t.time + offsetMs })),
+          interval,
+        ).values(),
+      ]
+        .sort((a, b) => a.openTime - b.openTime)
+        .map((k) =>
+          toBinanceKline({ ...k, openTime: k.openTime - offsetMs, closeTime: k.closeTime - offsetMs }),
+        )
+    const cases: [Interval, number][] = [
+      ['1h', 5.5 * HOUR],
+      ['4h', 5.75 * HOUR],
+      ['1d', 8 * HOUR],
+      ['1d', -9.5 * HOUR],
+      ['1w', 8 * HOUR],
+      ['1M', -5 * HOUR],
+    ]
+    for (const [interval, offsetMs] of cases) {
+      expect(await analyticsKlines(client, 'KLINEZ', interval, { ...range, offsetMs }), interval).toEqual(
+        zoned(interval, offsetMs),
+      )
+    }
+    const days = zoned('1d', 8 * HOUR)
+    const day = (i: number) => days[i]![0]
+    const firstFrom = { startTime: day(3) - 1, endTime: range.endTime, limit: 2, offsetMs: 8 * HOUR }
+    expect(await analyticsKlines(client, 'KLINEZ', '1d', firstFrom)).toEqual(days.slice(3, 5))
+    const newestTo = { endTime: day(10) + 1, limit: 3, offsetMs: 8 * HOUR }
+    expect(await analyticsKlines(client, 'KLINEZ', '1d', newestTo)).toEqual(days.slice(8, 11))
   })
 })

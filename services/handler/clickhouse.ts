@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto'
 import type { Analytics } from '../../adapters/analytics/analytics.ts'
 import { formatDecimal } from '../../lib/money.ts'
-import { type Interval, nextBucketStart } from './intervals.ts'
+import { firstOpenFrom, type Interval, nextBucketStart } from './intervals.ts'
 import { type BinanceKline, SCALE, type Trade } from './klines.ts'
 
 const D = 'Decimal(38, 18)'
@@ -236,35 +236,42 @@ const CH_INTERVALS: Partial<Record<Interval, string>> = {
 
 /**
  * K-lines of any interval from 1m up, merged from the 1m aggregate states, in Binance's row shape, oldest
- * first. `1s` is not kept in ClickHouse. For history beyond what Redis keeps.
+ * first, with what GET /api/v3/klines asks of them: whole buckets (in the zone `offsetMs` from UTC) whose
+ * open time is within [startTime, endTime]; with a startTime the first `limit`, otherwise the newest. `1s`
+ * is not kept in ClickHouse. For history beyond what Redis keeps.
  */
 export async function analyticsKlines(
   client: Analytics,
   symbol: string,
   interval: Interval,
-  range: { startTime: number; endTime: number },
+  query: { startTime?: number; endTime: number; limit?: number; offsetMs?: number },
 ): Promise<BinanceKline[]> {
   const unit = CH_INTERVALS[interval]
   if (unit === undefined) throw new RangeError(`${interval} k-lines are not kept in ClickHouse`)
+  const offsetMs = query.offsetMs ?? 0
+  const start = query.startTime === undefined ? 0 : firstOpenFrom(interval, query.startTime, offsetMs)
+  const end = nextBucketStart(interval, query.endTime, offsetMs) - 1
+  const newest = query.startTime === undefined
   const result = await client.query({
     query: `SELECT
-        toUnixTimestamp(toStartOfInterval(open_time, ${unit})) * 1000 AS t,
+        toUnixTimestamp(toStartOfInterval(open_time + toIntervalSecond({offset:Int64}), ${unit})) * 1000
+          - {offset:Int64} * 1000 AS t,
         toString(argMinMerge(open)) AS o, toString(max(high)) AS h, toString(min(low)) AS l,
         toString(argMaxMerge(close)) AS c, toString(sum(volume)) AS v, toString(sum(quote_volume)) AS q,
         toString(sum(trades)) AS n, toString(sum(taker_buy_volume)) AS V, toString(sum(taker_buy_quote_volume)) AS Q
       FROM ${KLINES_TABLE}
       WHERE symbol = {symbol:String}
-        AND open_time >= toStartOfInterval(fromUnixTimestamp64Milli({start:Int64}, 'UTC'), ${unit})
+        AND open_time >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')
         AND open_time <= fromUnixTimestamp64Milli({end:Int64}, 'UTC')
-      GROUP BY t ORDER BY t`,
-    query_params: { symbol, start: range.startTime, end: range.endTime },
+      GROUP BY t ORDER BY t ${newest ? 'DESC' : 'ASC'}${query.limit === undefined ? '' : ' LIMIT {limit:UInt32}'}`,
+    query_params: { symbol, start, end, offset: offsetMs / 1000, limit: query.limit },
     format: 'JSONEachRow',
   })
   const rows = await result.json<Record<string, string>>()
+  if (newest) rows.reverse()
   const trim = (text: string | undefined) => (text ?? '0').replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '')
   return rows.map((row) => {
     const openTime = Number(row.t)
-    const next = nextBucketStart(interval, openTime)
     return [
       openTime,
       trim(row.o),
@@ -272,7 +279,7 @@ export async function analyticsKlines(
       trim(row.l),
       trim(row.c),
       trim(row.v),
-      next - 1,
+      nextBucketStart(interval, openTime, offsetMs) - 1,
       trim(row.q),
       Number(row.n),
       trim(row.V),

@@ -136,6 +136,13 @@ export function nextBucketStart(interval: Interval, timeMs: number, offsetMs = 0
   return start + (interval === '1w' ? WEEK : FIXED[interval])
 }
 
+/** The open time of the first bucket (in a zone `offsetMs` from UTC) that opens at or after `timeMs`. */
+export function firstOpenFrom(interval: Interval, timeMs: number, offsetMs = 0): number {
+  return bucketStart(interval, timeMs, offsetMs) === timeMs
+    ? timeMs
+    : nextBucketStart(interval, timeMs, offsetMs)
+}
+
 /** Close time of the bucket holding `timeMs`: its last millisecond, as Binance reports it. */
 export function bucketEnd(interval: Interval, timeMs: number): number {
   return nextBucketStart(interval, timeMs) - 1

@@ -1,10 +1,12 @@
 /**
- * What the gateway reads from the handler's Redis state: k-lines in Binance's row shape, the 24h and rolling
- * window tickers and the recent trades.
+ * What the gateway reads from the handler's state: k-lines in Binance's row shape (Redis, and ClickHouse for
+ * what Redis no longer keeps), the 24h and rolling window tickers and the recent trades.
  */
+import type { Analytics } from '../../adapters/analytics/analytics.ts'
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { invalidInput } from '../../lib/errors.ts'
-import { bucketStart, type Interval, nextBucketStart, zonedSource } from './intervals.ts'
+import { analyticsKlines } from './clickhouse.ts'
+import { bucketStart, firstOpenFrom, type Interval, nextBucketStart, zonedSource } from './intervals.ts'
 import { keys, klineIndexCap } from './keys.ts'
 import { type BinanceKline, type Kline, klineFromHash, mergeInto, toBinanceKline } from './klines.ts'
 import { idleTicker, type Ticker24h, tickerOf } from './ticker.ts'
@@ -22,15 +24,30 @@ export interface KlineQuery {
 
 /**
  * K-lines by open time, oldest first, as Binance's GET /api/v3/klines: open time within [startTime, endTime]
- * (always UTC); with a startTime the first `limit` from it, otherwise the newest `limit`.
+ * (always UTC); with a startTime the first `limit` from it, otherwise the newest `limit`. Redis keeps the
+ * newest buckets of each interval; with `analytics` the older ones come from ClickHouse, so a client paging
+ * back through history does not see where one store ends and the other begins.
  */
 export async function klines(
   cache: PubSubCache,
   symbol: string,
   interval: Interval,
   query: KlineQuery = {},
+  analytics?: Analytics,
 ): Promise<BinanceKline[]> {
-  return (await klineRows(cache, symbol, interval, query)).map(toBinanceKline)
+  const { rows, reach } = await klineRows(cache, symbol, interval, query)
+  const recent = rows.map(toBinanceKline)
+  if (analytics === undefined || interval === '1s' || reach === Number.NEGATIVE_INFINITY) return recent
+  const limit = query.limit ?? 500
+  const endTime = Math.min(query.endTime ?? Number.POSITIVE_INFINITY, reach - 1)
+  const wantsOlder = query.startTime === undefined ? recent.length < limit : query.startTime <= endTime
+  if (!wantsOlder) return recent
+  const older = await analyticsKlines(analytics, symbol, interval, {
+    ...query,
+    endTime,
+    limit: query.startTime === undefined ? limit - recent.length : limit,
+  })
+  return [...older, ...recent].slice(0, limit)
 }
 
 /** The newest k-line of the interval in a zone `offsetMs` from UTC; undefined before its first trade. */
@@ -40,25 +57,45 @@ export async function latestKline(
   interval: Interval,
   offsetMs: number,
 ): Promise<Kline | undefined> {
-  return (await klineRows(cache, symbol, interval, { limit: 1, offsetMs })).at(-1)
+  return (await klineRows(cache, symbol, interval, { limit: 1, offsetMs })).rows.at(-1)
 }
 
+type Range = Pick<KlineQuery, 'startTime' | 'endTime'> & { limit: number }
+
+/**
+ * The k-lines Redis holds for the query, and its reach: the open time from which on it holds every bucket
+ * whole (-Infinity when nothing was trimmed off the index yet).
+ */
 async function klineRows(
   cache: PubSubCache,
   symbol: string,
   interval: Interval,
   query: KlineQuery,
-): Promise<Kline[]> {
+): Promise<{ rows: Kline[]; reach: number }> {
   const limit = query.limit ?? 500
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalidInput('limit', 'must be 1-1000')
   const offsetMs = query.offsetMs ?? 0
   const source = offsetMs === 0 ? interval : zonedSource(interval, offsetMs)
-  return source === interval
-    ? klineRange(cache, symbol, interval, { ...query, limit })
-    : zonedKlines(cache, symbol, interval, source, { ...query, limit, offsetMs })
+  const { starts, trimmed } = await listedOpenTimes(cache, symbol, source)
+  const oldest = starts[0] ?? Number.NEGATIVE_INFINITY
+  const reach = trimmed ? firstOpenFrom(interval, oldest, offsetMs) : Number.NEGATIVE_INFINITY
+  const rows =
+    source === interval
+      ? await klinesAt(cache, symbol, interval, pick(starts, { ...query, limit }))
+      : await zonedKlines(
+          cache,
+          symbol,
+          interval,
+          source,
+          starts.filter((t) => t >= reach),
+          {
+            ...query,
+            limit,
+            offsetMs,
+          },
+        )
+  return { rows, reach }
 }
-
-type Range = Pick<KlineQuery, 'startTime' | 'endTime'> & { limit: number }
 
 async function klineRange(
   cache: PubSubCache,
@@ -107,35 +144,32 @@ async function listedOpenTimes(
 }
 
 /**
- * The k-lines of a zone's buckets, each merged from the UTC k-lines of `source` it spans. A bucket older
- * than the source's index reaches is left out rather than served short of trades.
+ * The k-lines of a zone's buckets, each merged from the UTC k-lines of `source` it spans (`starts`: those
+ * listed, from the first bucket they hold whole on).
  */
 async function zonedKlines(
   cache: PubSubCache,
   symbol: string,
   interval: Interval,
   source: Interval,
+  starts: number[],
   query: Range & { offsetMs: number },
 ): Promise<Kline[]> {
-  const { offsetMs } = query
-  const open = (t: number) => bucketStart(interval, t, offsetMs)
-  const { starts, trimmed } = await listedOpenTimes(cache, symbol, source)
-  // A bucket that began before the oldest listed source k-line may have lost trades with the trimmed ones.
-  const reach = trimmed ? (starts[0] ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY
-  const spanned = starts.filter((t) => open(t) >= reach)
-  const wanted = new Set(pick([...new Set(spanned.map(open))], query))
+  const open = (t: number) => bucketStart(interval, t, query.offsetMs)
+  const wanted = new Set(pick([...new Set(starts.map(open))], query))
   const buckets = new Map<number, Kline>()
-  for (const part of await klinesAt(
+  const parts = await klinesAt(
     cache,
     symbol,
     source,
-    spanned.filter((t) => wanted.has(open(t))),
-  )) {
+    starts.filter((t) => wanted.has(open(t))),
+  )
+  for (const part of parts) {
     const openTime = open(part.openTime)
     const bucket = buckets.get(openTime)
     if (bucket !== undefined) mergeInto(bucket, part)
     else {
-      const closeTime = nextBucketStart(interval, openTime, offsetMs) - 1
+      const closeTime = nextBucketStart(interval, openTime, query.offsetMs) - 1
       buckets.set(openTime, { ...part, interval, openTime, closeTime })
     }
   }

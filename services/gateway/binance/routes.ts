@@ -260,12 +260,18 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
       }
       const startTime = time('startTime')
       const endTime = time('endTime')
-      return klines(deps.cache, info.symbol, interval, {
-        limit: limitOf(params, 500, 1000, true),
-        offsetMs: timeZoneOffsetMs(params),
-        ...(startTime !== undefined && { startTime }),
-        ...(endTime !== undefined && { endTime }),
-      })
+      return klines(
+        deps.cache,
+        info.symbol,
+        interval,
+        {
+          limit: limitOf(params, 500, 1000, true),
+          offsetMs: timeZoneOffsetMs(params),
+          ...(startTime !== undefined && { startTime }),
+          ...(endTime !== undefined && { endTime }),
+        },
+        deps.analytics,
+      )
     })
   }
 
