@@ -338,6 +338,11 @@ describe('the binance npm client against bourse dev', () => {
     // The demo funds plus the chain deposit bourse dev sends at start (1 ETH, 1000 USDT).
     expect(b.get('ETH')).toEqual({ free: units(101), locked: 0n })
     expect(b.get('USDT')).toEqual({ free: units(101_000), locked: 0n })
+    // The demo markets share one fee schedule, which the account shows too.
+    const rates = await client.getCommissionRates({ symbol: SYMBOL })
+    expect(rates.symbol).toBe(SYMBOL)
+    expect(rates.standardCommission.maker).toBe(account.commissionRates.maker)
+    expect(rates.standardCommission.taker).toBe(account.commissionRates.taker)
   })
 
   it('places a LIMIT buy under the market, finds it by id and client id and in open orders, and cancels it', async () => {

@@ -227,6 +227,16 @@ const binanceRoutes: Record<string, BinanceRoute> = {
     security: 'USER_DATA',
     params: ['symbol!', 'orderId', 'startTime', 'endTime', 'fromId', 'limit'],
   },
+  'GET /api/v3/account/commission': {
+    summary: "Commission rates of a market's trades",
+    security: 'USER_DATA',
+    params: ['symbol!'],
+  },
+  'GET /api/v3/myFilters': {
+    summary: 'Filters an order of the account meets on a market',
+    security: 'USER_DATA',
+    params: ['symbol!'],
+  },
   'GET /api/v3/account': {
     summary: 'Account and balances',
     security: 'USER_DATA',

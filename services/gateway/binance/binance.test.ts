@@ -555,6 +555,43 @@ describe('signed requests', () => {
   })
 })
 
+describe('account', () => {
+  it("gives a market's commission rates and the filters an order meets there", async () => {
+    const commission = await signed('GET', '/api/v3/account/commission', { symbol: 'BTCUSDT' }, aliceKey)
+    expect(commission.headers.get('X-MBX-USED-WEIGHT-1M')).toBe('20')
+    const zero = { maker: '0.00000000', taker: '0.00000000', buyer: '0.00000000', seller: '0.00000000' }
+    expect(commission.body).toEqual({
+      symbol: 'BTCUSDT',
+      standardCommission: { ...zero, maker: '0.00100000', taker: '0.00200000' },
+      specialCommission: zero,
+      taxCommission: zero,
+      discount: {
+        enabledForAccount: false,
+        enabledForSymbol: false,
+        discountAsset: '',
+        discount: '0.00000000',
+      },
+    })
+    const filters = await signed('GET', '/api/v3/myFilters', { symbol: 'BTCUSDT' }, aliceKey)
+    expect(filters.headers.get('X-MBX-USED-WEIGHT-1M')).toBe('40')
+    const listed = (await publicGet('/api/v3/exchangeInfo?symbol=BTCUSDT')).body.symbols[0].filters
+    expect(filters.body).toEqual({ exchangeFilters: [], symbolFilters: listed, assetFilters: [] })
+    expect(listed.map((f: { filterType: string }) => f.filterType)).toEqual([
+      'PRICE_FILTER',
+      'LOT_SIZE',
+      'NOTIONAL',
+    ])
+    expect((await signed('GET', '/api/v3/account/commission', {}, aliceKey)).body).toEqual({
+      code: -1102,
+      msg: "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+    })
+    expect((await signed('GET', '/api/v3/myFilters', { symbol: 'ETHUSDT' }, aliceKey)).body).toEqual({
+      code: -1121,
+      msg: 'Invalid symbol.',
+    })
+  })
+})
+
 describe('orders', () => {
   it('places, queries and cancels a LIMIT order signed with HMAC, parameters in the body', async () => {
     const placed = await signed(

@@ -659,6 +659,36 @@ export function binanceRoutes(app: Hono, deps: BinanceDeps): void {
     },
   )
 
+  route('GET', '/api/v3/account/commission', 'USER_DATA', 20, async ({ params }) => {
+    const info = await market(params)
+    const rates = (maker: string, taker: string) => ({
+      maker: fixed(maker, 8),
+      taker: fixed(taker, 8),
+      buyer: fixed('0', 8),
+      seller: fixed('0', 8),
+    })
+    return {
+      symbol: info.symbol,
+      standardCommission: rates(info.makerFee, info.takerFee),
+      specialCommission: rates('0', '0'),
+      taxCommission: rates('0', '0'),
+      // No asset pays fees at a discount here.
+      discount: {
+        enabledForAccount: false,
+        enabledForSymbol: false,
+        discountAsset: '',
+        discount: fixed('0', 8),
+      },
+    }
+  })
+
+  // The market's own filters are the ones an order of this account meets; none is per exchange or asset.
+  route('GET', '/api/v3/myFilters', 'USER_DATA', 40, async ({ params }) => ({
+    exchangeFilters: [],
+    symbolFilters: symbolInfo(await market(params)).filters,
+    assetFilters: [],
+  }))
+
   route('GET', '/api/v3/account', 'USER_DATA', 20, async ({ params, key }) => {
     const omit = params.get('omitZeroBalances')
     if (omit !== undefined && omit !== 'true' && omit !== 'false')
