@@ -8,18 +8,15 @@
  * No ClickHouse server runs on these machines, so the market-data process is started through the same
  * `serveHandler` as `bourse handler` with chDB in place of `openClickhouseFromEnv` (the only difference).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Bus, createBus } from '../../adapters/bus/index.ts'
 import { createPubSubCache, type PubSubCache } from '../../adapters/pubsub/index.ts'
+import { runNode as run, waitFor } from '../../adapters/testing/child.ts'
 import { nsqdHttpUrl, nsqdTcpAddress, redisClusterNodes, uniqueName } from '../../adapters/testing/servers.ts'
 import { freePort } from '../../lib/net.ts'
 import type { BalanceEvent, OrderEvent, TradeEvent } from '../engine/events.ts'
 import { userChannel } from '../ws/user-stream.ts'
 import { klines, recentTrades, ticker24h } from './queries.ts'
-
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
 const CHDB_LAUNCHER = `
 import { openAnalytics } from './adapters/analytics/analytics.ts'
@@ -31,33 +28,6 @@ await serveHandler({
   analytics: openAnalytics({ kind: 'chdb' }),
 })
 `
-
-interface Child {
-  child: ChildProcess
-  output(): string
-  exited: Promise<number | null>
-}
-
-function run(args: string[], env: Record<string, string>): Child {
-  const chunks: string[] = []
-  const child = spawn(process.execPath, args, {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  child.stdout?.on('data', (d: Buffer) => chunks.push(d.toString()))
-  child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { child, output: () => chunks.join(''), exited }
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, out: () => string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}:\n${out()}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 async function serverEnv(): Promise<{ env: Record<string, string>; base: string }> {
   const port = await freePort()

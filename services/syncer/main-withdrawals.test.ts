@@ -5,11 +5,9 @@
  * confirmed and completed by the running process; /status and /metrics show them; the key and the RPC
  * credentials are never printed. A malformed key exits 2 without quoting it.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { mnemonicToSeedSync } from '@scure/bip39'
 import { sql } from 'drizzle-orm'
 import { type Address, bytesToHex, type Hex, parseEther, parseUnits } from 'viem'
@@ -17,6 +15,7 @@ import { HDKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { runNode, waitFor } from '../../adapters/testing/child.ts'
 import { testTokenAbi } from '../../chain/abis.ts'
 import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployTestToken } from '../../chain/deploy.ts'
@@ -27,7 +26,6 @@ import { creditDeposit } from '../../ledger/operations.ts'
 import { freePort } from '../../lib/net.ts'
 import { getWithdrawal, requestWithdrawal } from '../withdrawals/withdrawals.ts'
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const seed = mnemonicToSeedSync(ANVIL_MNEMONIC)
 const XPUB = HDKey.fromMasterSeed(seed).derive("m/44'/60'/1'").publicExtendedKey
 // anvil's account 8: funded with ETH by anvil, USDT minted to it below.
@@ -41,27 +39,6 @@ let tdb: TestDatabase
 let token: Address
 let dir: string
 let userId: bigint
-
-function run(env: Record<string, string>) {
-  const chunks: string[] = []
-  const child: ChildProcess = spawn(process.execPath, ['cli/bourse.ts', 'syncer', '--wallet', 'eth'], {
-    cwd: repoRoot,
-    env: { ...process.env, BOURSE_LOG_LEVEL: 'debug', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  child.stdout?.on('data', (d: Buffer) => chunks.push(d.toString()))
-  child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { child, output: () => chunks.join(''), exited }
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, out: () => string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}:\n${out()}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 beforeAll(async () => {
   ;[anvil, tdb] = await Promise.all([startAnvil(), createTestDatabase('postgres')])
@@ -217,3 +194,8 @@ describe('bourse syncer with a hot wallet key', () => {
     expect(p.output()).not.toContain('feedface')
   })
 })
+
+/** `bourse syncer --wallet eth`, with debug logs. */
+function run(env: Record<string, string>) {
+  return runNode(['cli/bourse.ts', 'syncer', '--wallet', 'eth'], { BOURSE_LOG_LEVEL: 'debug', ...env })
+}

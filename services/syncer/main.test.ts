@@ -5,11 +5,9 @@
  * native and an ERC-20 deposit, serves /status (with the gas keeper's balance), /metrics and /readyz, never shows the RPC URL's
  * credentials, runs deposits only without a hot wallet key (and says so), and stops cleanly on SIGTERM. A bad definition exits 2 naming what is wrong.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { mnemonicToSeedSync } from '@scure/bip39'
 import { sql } from 'drizzle-orm'
 import { type Address, parseEther } from 'viem'
@@ -17,6 +15,7 @@ import { HDKey } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { runNode, waitFor } from '../../adapters/testing/child.ts'
 import { testTokenAbi } from '../../chain/abis.ts'
 import { type Anvil, startAnvil } from '../../chain/anvil.ts'
 import { deployTestToken } from '../../chain/deploy.ts'
@@ -25,7 +24,6 @@ import { findImbalances } from '../../ledger/invariants.ts'
 import { freePort } from '../../lib/net.ts'
 import { depositAddress } from './wallet.ts'
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const DEPOSIT_MNEMONIC = 'legal winner thank year wave sausage worth useful legal winner thank yellow'
 const xpub = HDKey.fromMasterSeed(mnemonicToSeedSync(DEPOSIT_MNEMONIC)).derive(
   "m/44'/60'/0'",
@@ -37,33 +35,6 @@ let tdb: TestDatabase
 let token: Address
 let dir: string
 let userId: bigint
-
-interface Child {
-  child: ChildProcess
-  output(): string
-  exited: Promise<number | null>
-}
-
-function run(env: Record<string, string>): Child {
-  const chunks: string[] = []
-  const child = spawn(process.execPath, ['cli/bourse.ts', 'syncer', '--wallet', 'eth'], {
-    cwd: repoRoot,
-    env: { ...process.env, BOURSE_LOG_LEVEL: 'debug', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  child.stdout?.on('data', (d: Buffer) => chunks.push(d.toString()))
-  child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { child, output: () => chunks.join(''), exited }
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, out: () => string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}:\n${out()}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 async function available(asset: string): Promise<string> {
   const [row] = await queryRows<{ available: string }>(
@@ -220,3 +191,8 @@ describe('bourse syncer', () => {
     expect(p.output()).toContain('either native: true or has a contract')
   })
 })
+
+/** `bourse syncer --wallet eth`, with debug logs. */
+function run(env: Record<string, string>) {
+  return runNode(['cli/bourse.ts', 'syncer', '--wallet', 'eth'], { BOURSE_LOG_LEVEL: 'debug', ...env })
+}
