@@ -202,7 +202,11 @@ describe('desired children of an Exchange', () => {
     expect(gw.BOURSE_ENGINES!.value).toBe(
       'ETHUSDT=http://engine-eth-usdt:7000,BTCUSDT=http://engine-btc-usdt:7000',
     )
-    expect(Object.keys(envOf(desiredComponentDeployment(x, 'ws', [])))).toContain('BOURSE_REDIS_NODES')
+    // ws verifies the WebSocket API's signed requests against the gateway's API keys.
+    const ws = envOf(desiredComponentDeployment(x, 'ws', []))
+    expect(ws.BOURSE_REDIS_NODES!.valueFrom!.secretKeyRef).toEqual({ name: 'redis', key: 'nodes' })
+    expect(ws.BOURSE_DATABASE_URL!.valueFrom!.secretKeyRef).toEqual({ name: 'pg', key: 'url' })
+    expect(ws.BOURSE_KEY_ENCRYPTION_SECRET).toEqual(gw.BOURSE_KEY_ENCRYPTION_SECRET)
     const an = envOf(desiredComponentDeployment(x, 'analytics', []))
     expect(an.BOURSE_CLICKHOUSE_URL!.valueFrom!.secretKeyRef!.name).toBe('ch')
     expect(an.BOURSE_ANALYTICS_PORT!.value).toBe('9090')

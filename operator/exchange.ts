@@ -183,6 +183,10 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
   const redis = secretEnv('BOURSE_REDIS_NODES', s.redis.secretRef)
   const nsq = secretEnv('BOURSE_NSQ', s.nsq.secretRef)
   const clickhouse = clickhouseEnvVars(x)
+  const keyEncryption = {
+    name: 'BOURSE_KEY_ENCRYPTION_SECRET',
+    valueFrom: { secretKeyRef: { name: keySecretName(x), key: KEY_ENCRYPTION_KEY } },
+  }
   const common = [
     { name: 'BOURSE_HTTP_HOST', value: '0.0.0.0' },
     { name: PORTS[c].env, value: String(PORTS[c].port) },
@@ -195,13 +199,11 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
         redis,
         ...clickhouse,
         { name: 'BOURSE_ENGINES', value: enginesEnv(markets) },
-        {
-          name: 'BOURSE_KEY_ENCRYPTION_SECRET',
-          valueFrom: { secretKeyRef: { name: keySecretName(x), key: KEY_ENCRYPTION_KEY } },
-        },
+        keyEncryption,
       ]
     case 'ws':
-      return [...common, redis]
+      // Postgres and the key-encryption secret: the WebSocket API verifies the traders' API keys.
+      return [...common, redis, db, keyEncryption]
     case 'handler':
       return [...common, nsq, redis, ...clickhouse]
     case 'user-events':

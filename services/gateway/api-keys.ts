@@ -16,6 +16,7 @@ import {
   verify,
 } from 'node:crypto'
 import { eq } from 'drizzle-orm'
+import { z } from 'zod'
 import type { Executor } from '../../adapters/db/database.ts'
 import { apiKeys } from '../../adapters/db/schema.ts'
 import { BourseError, invalidInput } from '../../lib/errors.ts'
@@ -69,6 +70,19 @@ export function parseEncryptionKey(text: string): Buffer {
     throw invalidInput('encryptionKey', 'expected 32 bytes as 64 hex or base64 characters')
   return key
 }
+
+/** BOURSE_KEY_ENCRYPTION_SECRET, as the gateway and ws read it: the same value on every replica of both. */
+export const keyEncryptionKeyEnv = z
+  .string()
+  .refine((text) => {
+    try {
+      parseEncryptionKey(text)
+      return true
+    } catch {
+      return false
+    }
+  }, 'expected 32 bytes as 64 hex characters or base64')
+  .transform(parseEncryptionKey)
 
 export function encryptSecret(secret: string, key: Buffer): string {
   const iv = randomBytes(12)

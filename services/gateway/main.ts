@@ -13,7 +13,7 @@ import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { startHttpServer } from '../../lib/metrics.ts'
 import { walletId, withdrawalPolicyJson, withdrawalsConfig } from '../withdrawals/config.ts'
-import { parseEncryptionKey } from './api-keys.ts'
+import { keyEncryptionKeyEnv } from './api-keys.ts'
 import { createGatewayApp } from './app.ts'
 import { EngineClient } from './engine-client.ts'
 
@@ -24,18 +24,6 @@ const engineEntry = z
     const at = text.indexOf('=')
     return { symbol: text.slice(0, at), url: text.slice(at + 1) }
   })
-
-const keyEncryptionKey = z
-  .string()
-  .refine((text) => {
-    try {
-      parseEncryptionKey(text)
-      return true
-    } catch {
-      return false
-    }
-  }, 'expected 32 bytes as 64 hex characters or base64')
-  .transform(parseEncryptionKey)
 
 const clickhouseOptional = {
   ...clickhouseEnv,
@@ -51,7 +39,7 @@ export const GatewayEnv = z.object({
   BOURSE_ENGINES: list(engineEntry).default([]),
   BOURSE_REDIS_NODES: list(z.string(), { min: 1 }),
   /** Encrypts API secrets at rest; the same value on every replica. */
-  BOURSE_KEY_ENCRYPTION_SECRET: keyEncryptionKey,
+  BOURSE_KEY_ENCRYPTION_SECRET: keyEncryptionKeyEnv,
   BOURSE_GATEWAY_PORT: port().default(8080),
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_WEIGHT_PER_MINUTE: positiveInt().default(6000),

@@ -1,13 +1,17 @@
 /**
  * `bourse ws`: a WebSocket replica. Serves Binance's market streams from the Redis Cluster's sharded pub/sub
- * (any replica serves any client: no stickiness), with /metrics, /healthz and /readyz on the same port.
- * On SIGTERM it sends `serverShutdown` to its clients and closes them, so they reconnect elsewhere.
+ * (any replica serves any client: no stickiness), with /metrics, /healthz and /readyz on the same port; with
+ * Postgres and the gateway's key-encryption secret also the WebSocket API's user data streams (`/ws-api/v3`),
+ * whose requests are signed with the traders' API keys. On SIGTERM it sends `serverShutdown` to its clients
+ * and closes them, so they reconnect elsewhere.
  */
 import { z } from 'zod'
+import { type DatabaseHandle, openDatabase } from '../../adapters/db/database.ts'
 import { createPubSubCache } from '../../adapters/pubsub/index.ts'
-import { durationMs, fromEnv, list, port, positiveInt } from '../../lib/config.ts'
+import { durationMs, fromEnv, list, port, positiveInt, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
+import { ApiKeyStore, keyEncryptionKeyEnv } from '../gateway/api-keys.ts'
 import { startWsServer } from './server.ts'
 
 export const WsEnv = z.object({
@@ -19,11 +23,16 @@ export const WsEnv = z.object({
   BOURSE_WS_PING_INTERVAL: durationMs().default(20_000),
   BOURSE_WS_PONG_TIMEOUT: durationMs().default(60_000),
   BOURSE_WS_MAX_INCOMING_PER_SECOND: positiveInt().default(5),
+  /** The gateway's Postgres and key-encryption secret, both or neither: the API keys of `/ws-api/v3`. */
+  BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }).optional(),
+  BOURSE_KEY_ENCRYPTION_SECRET: keyEncryptionKeyEnv.optional(),
 })
 
 export async function main(_args: string[]): Promise<void> {
   const config = fromEnv(WsEnv, { component: 'ws' })
   const log = createLogger('ws')
+  const database = await apiKeysDatabase(config)
+  if (database === undefined) log.warn('no BOURSE_DATABASE_URL: the WebSocket API (/ws-api/v3) is off')
   const cache = createPubSubCache({ kind: 'redis', nodes: config.BOURSE_REDIS_NODES, logger: log })
   const ws = await startWsServer({
     port: config.BOURSE_WS_PORT,
@@ -34,9 +43,23 @@ export async function main(_args: string[]): Promise<void> {
     pingIntervalMs: config.BOURSE_WS_PING_INTERVAL,
     pongTimeoutMs: config.BOURSE_WS_PONG_TIMEOUT,
     maxIncomingPerSecond: config.BOURSE_WS_MAX_INCOMING_PER_SECOND,
+    ...(database && { keys: new ApiKeyStore(database.db, config.BOURSE_KEY_ENCRYPTION_SECRET!) }),
   })
   log.info({ url: ws.url }, 'ws serving')
   await untilStopped()
   await ws.close()
   await cache.close()
+  await database?.close()
+}
+
+async function apiKeysDatabase(config: z.output<typeof WsEnv>): Promise<DatabaseHandle | undefined> {
+  const url = config.BOURSE_DATABASE_URL
+  if ((url === undefined) !== (config.BOURSE_KEY_ENCRYPTION_SECRET === undefined)) {
+    const missing = url === undefined ? 'BOURSE_DATABASE_URL' : 'BOURSE_KEY_ENCRYPTION_SECRET'
+    console.error(
+      `bourse ws: the WebSocket API needs BOURSE_DATABASE_URL and BOURSE_KEY_ENCRYPTION_SECRET; ${missing} is not set`,
+    )
+    process.exit(2)
+  }
+  return url === undefined ? undefined : openDatabase({ kind: 'postgres', url, maxConnections: 4 })
 }
