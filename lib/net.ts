@@ -25,3 +25,21 @@ function bindable(port: number): Promise<boolean> {
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
   })
 }
+
+/**
+ * The client's address. With `trustProxy` (behind an ingress or load balancer that sets X-Forwarded-For) it
+ * is the header's last address, the one that proxy saw: those before it are whatever the client sent, and
+ * taking the first would let a client choose its address past rate limits, bans and API-key allow-lists.
+ */
+export function clientAddress(
+  forwardedFor: string | undefined,
+  socketAddress: string | undefined,
+  trustProxy: boolean,
+): string {
+  if (trustProxy && forwardedFor !== undefined) {
+    const last = forwardedFor.split(',').at(-1)!.trim()
+    if (last !== '') return last
+  }
+  if (socketAddress === undefined) return 'unknown'
+  return socketAddress.startsWith('::ffff:') ? socketAddress.slice(7) : socketAddress
+}

@@ -191,6 +191,9 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
     { name: 'BOURSE_HTTP_HOST', value: '0.0.0.0' },
     { name: PORTS[c].env, value: String(PORTS[c].port) },
   ]
+  // Behind the operator's ingress the socket's address is the proxy's: rate limits, bans and API-key
+  // allow-lists need the client's, from X-Forwarded-For.
+  const trustProxy = { name: 'BOURSE_TRUST_PROXY', value: String(s.trustForwardedFor ?? false) }
   switch (c) {
     case 'gateway':
       return [
@@ -200,10 +203,11 @@ export function componentEnv(x: Exchange, c: ComponentName, markets: Market[]): 
         ...clickhouse,
         { name: 'BOURSE_ENGINES', value: enginesEnv(markets) },
         keyEncryption,
+        trustProxy,
       ]
     case 'ws':
       // Postgres and the key-encryption secret: the WebSocket API verifies the traders' API keys.
-      return [...common, redis, db, keyEncryption]
+      return [...common, redis, db, keyEncryption, trustProxy]
     case 'handler':
       return [...common, nsq, redis, ...clickhouse]
     case 'user-events':

@@ -49,6 +49,8 @@ export interface ExchangeSpec {
     database?: string
   }
   assets: { symbol: string; name?: string; precision: number }[]
+  /** Clients reach gateway and ws through a proxy that appends their address to X-Forwarded-For. */
+  trustForwardedFor?: boolean
   gateway?: ComponentSpec
   ws?: ComponentSpec
   handler?: ComponentSpec

@@ -9,6 +9,7 @@ import type { Analytics } from '../../adapters/analytics/analytics.ts'
 import type { Database, Executor } from '../../adapters/db/database.ts'
 import type { PubSubCache } from '../../adapters/pubsub/index.ts'
 import { createLogger, type Logger } from '../../lib/log.ts'
+import { clientAddress } from '../../lib/net.ts'
 import { type WithdrawRoutesDeps, withdrawRoutes } from '../withdrawals/binance-routes.ts'
 import { ApiKeyStore } from './api-keys.ts'
 import { RateLimiter } from './binance/rate-limit.ts'
@@ -115,18 +116,13 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
 }
 
 function clientIp(c: Context, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = c.req.header('x-forwarded-for')
-    if (forwarded !== undefined) {
-      const first = forwarded.split(',')[0]!.trim()
-      if (first !== '') return first
-    }
-  }
+  return clientAddress(c.req.header('x-forwarded-for'), socketAddress(c), trustProxy)
+}
+
+function socketAddress(c: Context): string | undefined {
   try {
-    const address = getConnInfo(c).remote.address
-    if (address !== undefined) return address.startsWith('::ffff:') ? address.slice(7) : address
+    return getConnInfo(c).remote.address
   } catch {
-    // Not served by @hono/node-server (app.request in tests): no socket to ask.
+    return undefined // not served by @hono/node-server (app.request in tests): no socket to ask
   }
-  return 'unknown'
 }

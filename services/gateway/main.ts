@@ -44,7 +44,7 @@ export const GatewayEnv = z.object({
   BOURSE_HTTP_HOST: z.string().default('127.0.0.1'),
   BOURSE_WEIGHT_PER_MINUTE: positiveInt().default(6000),
   BOURSE_REJECTIONS_BEFORE_BAN: positiveInt().default(10),
-  /** Behind a trusted ingress: the client's address is the first of X-Forwarded-For. */
+  /** Behind a trusted ingress: the client's address is the last of X-Forwarded-For. */
   BOURSE_TRUST_PROXY: boolean().default(false),
   /** The analytics syncer's ClickHouse: with it, order and trade history reaches past what Postgres still holds. */
   ...clickhouseOptional,

@@ -8,7 +8,7 @@
 import { z } from 'zod'
 import { type DatabaseHandle, openDatabase } from '../../adapters/db/database.ts'
 import { createPubSubCache } from '../../adapters/pubsub/index.ts'
-import { durationMs, fromEnv, list, port, positiveInt, url } from '../../lib/config.ts'
+import { boolean, durationMs, fromEnv, list, port, positiveInt, url } from '../../lib/config.ts'
 import { untilStopped } from '../../lib/lifecycle.ts'
 import { createLogger } from '../../lib/log.ts'
 import { ApiKeyStore, keyEncryptionKeyEnv } from '../gateway/api-keys.ts'
@@ -23,6 +23,8 @@ export const WsEnv = z.object({
   BOURSE_WS_PING_INTERVAL: durationMs().default(20_000),
   BOURSE_WS_PONG_TIMEOUT: durationMs().default(60_000),
   BOURSE_WS_MAX_INCOMING_PER_SECOND: positiveInt().default(5),
+  /** Behind a trusted ingress: the client's address is the last of X-Forwarded-For. */
+  BOURSE_TRUST_PROXY: boolean().default(false),
   /** The gateway's Postgres and key-encryption secret, both or neither: the API keys of `/ws-api/v3`. */
   BOURSE_DATABASE_URL: url({ protocols: ['postgres', 'postgresql'] }).optional(),
   BOURSE_KEY_ENCRYPTION_SECRET: keyEncryptionKeyEnv.optional(),
@@ -43,6 +45,7 @@ export async function main(_args: string[]): Promise<void> {
     pingIntervalMs: config.BOURSE_WS_PING_INTERVAL,
     pongTimeoutMs: config.BOURSE_WS_PONG_TIMEOUT,
     maxIncomingPerSecond: config.BOURSE_WS_MAX_INCOMING_PER_SECOND,
+    trustProxy: config.BOURSE_TRUST_PROXY,
     ...(database && { keys: new ApiKeyStore(database.db, config.BOURSE_KEY_ENCRYPTION_SECRET!) }),
   })
   log.info({ url: ws.url }, 'ws serving')

@@ -22,6 +22,7 @@ import {
   type Registry,
   startHttpServer,
 } from '../../lib/metrics.ts'
+import { clientAddress } from '../../lib/net.ts'
 import type { ApiKeyStore } from '../gateway/api-keys.ts'
 import { type Frame, Hub, type Subscriber } from './feeds.ts'
 import { parseLinkora, parseStream, type StreamSpec } from './streams.ts'
@@ -50,6 +51,8 @@ export interface WsServerOptions {
    * `userDataStream.subscribe.signature`. Without it, that endpoint answers 404.
    */
   keys?: ApiKeyStore
+  /** Behind an ingress that sets X-Forwarded-For: a client's address (API-key allow-lists) is its last entry. */
+  trustProxy?: boolean
   /** The server clock for signatures' recvWindow (default Date.now). */
   now?: () => number
   /** How often each `/ws/<listenKey>` stream checks its key is still alive (default 30 s). */
@@ -150,6 +153,7 @@ export class WsServer {
       maxStreams: options.maxStreams ?? 1024,
       maxConnectionMs: options.maxConnectionMs ?? 24 * 3_600_000,
       listenKeyCheckMs: options.listenKeyCheckMs ?? 30_000,
+      trustProxy: options.trustProxy ?? false,
     }
     this.#auth = options.keys && { keys: options.keys, now: options.now ?? Date.now }
     this.#listenKeys = new ListenKeys(options.cache)
@@ -211,7 +215,12 @@ export class WsServer {
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route): void {
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const ip = (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
+      const forwarded = req.headers['x-forwarded-for']
+      const ip = clientAddress(
+        Array.isArray(forwarded) ? forwarded.join(',') : forwarded,
+        req.socket.remoteAddress,
+        this.#options.trustProxy,
+      )
       const connection = new Connection(this, ws, socket, route.combined, route.linkora, ip)
       if (route.api) connection.api = new ApiSession(connection, this.#auth)
       for (const key of route.listenKeys) connection.listenKeys.add(key)

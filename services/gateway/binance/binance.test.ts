@@ -546,6 +546,13 @@ describe('signed requests', () => {
       body: { code: -2015 },
     })
     expect((await signed('GET', '/api/v3/account', {}, ipBound, { ip: '10.1.2.3' })).status).toBe(200)
+    // The proxy appends the address it saw; what comes before it is the client's to write.
+    expect((await signed('GET', '/api/v3/account', {}, ipBound, { ip: '10.1.2.3, 10.9.9.9' })).status).toBe(
+      401,
+    )
+    expect((await signed('GET', '/api/v3/account', {}, ipBound, { ip: '10.9.9.9, 10.1.2.3' })).status).toBe(
+      200,
+    )
   })
 
   it('refuses a revoked key', async () => {
