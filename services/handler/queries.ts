@@ -79,20 +79,17 @@ async function klineRows(
   const { starts, trimmed } = await listedOpenTimes(cache, symbol, source)
   const oldest = starts[0] ?? Number.NEGATIVE_INFINITY
   const reach = trimmed ? firstOpenFrom(interval, oldest, offsetMs) : Number.NEGATIVE_INFINITY
+  const whole = { ...query, limit, offsetMs }
   const rows =
     source === interval
-      ? await klinesAt(cache, symbol, interval, pick(starts, { ...query, limit }))
+      ? await klinesAt(cache, symbol, interval, pick(starts, whole))
       : await zonedKlines(
           cache,
           symbol,
           interval,
           source,
           starts.filter((t) => t >= reach),
-          {
-            ...query,
-            limit,
-            offsetMs,
-          },
+          whole,
         )
   return { rows, reach }
 }
