@@ -50,14 +50,19 @@ export async function klines(
   return [...older, ...recent].slice(0, limit)
 }
 
-/** The newest k-line of the interval in a zone `offsetMs` from UTC; undefined before its first trade. */
-export async function latestKline(
+/**
+ * The k-line of the bucket opening at `openTime`, or without it the newest, in a zone `offsetMs` from UTC;
+ * undefined when that bucket had no trade.
+ */
+export async function klineAt(
   cache: PubSubCache,
   symbol: string,
   interval: Interval,
   offsetMs: number,
+  openTime?: number,
 ): Promise<Kline | undefined> {
-  return (await klineRows(cache, symbol, interval, { limit: 1, offsetMs })).rows.at(-1)
+  const bucket = openTime === undefined ? {} : { startTime: openTime, endTime: openTime }
+  return (await klineRows(cache, symbol, interval, { limit: 1, offsetMs, ...bucket })).rows.at(-1)
 }
 
 type Range = Pick<KlineQuery, 'startTime' | 'endTime'> & { limit: number }

@@ -9,7 +9,7 @@ import type { Logger } from '../../lib/log.ts'
 import type { DepthUpdate } from '../engine/events.ts'
 import { zonedSource } from '../handler/intervals.ts'
 import { toKlineStreamPayload } from '../handler/klines.ts'
-import { latestKline } from '../handler/queries.ts'
+import { klineAt } from '../handler/queries.ts'
 import { bookKey, channelOf, type StreamSpec } from './streams.ts'
 
 /** One payload of one stream, framed for raw and combined connections only when asked. */
@@ -69,7 +69,7 @@ abstract class Feed {
   }
 }
 
-/** trade, kline_<i>, ticker and user data: the handler (user events: user-events.ts) publishes Binance's payload already. */
+/** trade, ticker and user data: the handler (user events: user-events.ts) publishes Binance's payload already. */
 class PassThroughFeed extends Feed {
   onMessage(message: Message): void {
     this.emit(message.text)
@@ -250,10 +250,52 @@ class PartialDepthFeed extends Feed {
   }
 }
 
+interface KlineEvent {
+  e: 'kline'
+  E: number
+  s: string
+  k: { t: number; T: number; x: boolean }
+}
+
+/**
+ * kline_<interval>: the handler's k-line updates as published, and a bucket's last one sent again with
+ * `x: true` once the bucket is over — when the next bucket's first update comes, or within a second of its
+ * close time. Bots act on that closed candle; the handler itself publishes only when trades come.
+ */
+class KlineFeed extends Feed {
+  /** The newest k-line update, until it has gone out closed. */
+  #open: KlineEvent | undefined
+  #timer: NodeJS.Timeout | undefined
+
+  override start(): void {
+    this.#timer = setInterval(() => {
+      if (this.#open !== undefined && Date.now() > this.#open.k.T) this.#sendClosed()
+    }, 1000)
+  }
+
+  override stop(): void {
+    clearInterval(this.#timer)
+  }
+
+  onMessage(message: Message): void {
+    const event = message.json as KlineEvent
+    const open = this.#open
+    if (open !== undefined && event.k.t > open.k.t) this.#sendClosed()
+    if (open === undefined || event.k.t >= open.k.t) this.#open = event.k.x ? undefined : event
+    this.emit(message.text)
+  }
+
+  #sendClosed(): void {
+    const event = this.#open!
+    this.#open = undefined
+    this.emit(JSON.stringify({ ...event, E: Date.now(), k: { ...event.k, x: true } }))
+  }
+}
+
 /**
  * `kline_<interval>@+08:00`: the k-line of the zone's bucket, merged from the UTC k-lines that tile it
  * (handler/queries.ts). A change to one of those marks it; a marked k-line is read and sent once a second,
- * Binance's own pace for these streams.
+ * Binance's own pace for these streams, and a bucket that is over is read once more and sent closed.
  */
 class ZonedKlineFeed extends Feed {
   readonly #spec: Extract<StreamSpec, { kind: 'zonedKline' }>
@@ -262,6 +304,8 @@ class ZonedKlineFeed extends Feed {
   #timer: NodeJS.Timeout | undefined
   #changed = false
   #reading = false
+  /** The bucket last sent while it was still open. */
+  #open: { openTime: number; closeTime: number } | undefined
 
   constructor(name: string, spec: Extract<StreamSpec, { kind: 'zonedKline' }>, log: Logger) {
     super(name)
@@ -283,23 +327,35 @@ class ZonedKlineFeed extends Feed {
   }
 
   async #push(): Promise<void> {
-    if (!this.#changed || this.#reading) return
-    this.#changed = false
+    const over = this.#open !== undefined && Date.now() > this.#open.closeTime
+    if ((!this.#changed && !over) || this.#reading) return
     this.#reading = true
-    const { symbol, interval, offsetMs } = this.#spec
     try {
-      const kline = await latestKline(this.#cache!, symbol, interval, offsetMs)
-      const now = Date.now()
-      if (kline !== undefined)
-        this.emit(
-          JSON.stringify({ e: 'kline', E: now, s: symbol, k: toKlineStreamPayload(symbol, kline, now) }),
-        )
+      if (over) {
+        await this.#send(this.#open!.openTime)
+        this.#open = undefined
+      }
+      if (this.#changed) {
+        this.#changed = false
+        await this.#send(undefined)
+      }
     } catch (err) {
       this.#changed = true
       this.#log.warn({ err, stream: this.name }, 'reading the k-line failed; trying again in a second')
     } finally {
       this.#reading = false
     }
+  }
+
+  /** Reads the bucket opening at `openTime` (the newest without it) and sends it, `x` by the clock. */
+  async #send(openTime: number | undefined): Promise<void> {
+    const { symbol, interval, offsetMs } = this.#spec
+    const kline = await klineAt(this.#cache!, symbol, interval, offsetMs, openTime)
+    if (kline === undefined) return
+    const now = Date.now()
+    const k = toKlineStreamPayload(symbol, kline, now)
+    if (!k.x) this.#open = { openTime: kline.openTime, closeTime: kline.closeTime }
+    this.emit(JSON.stringify({ e: 'kline', E: now, s: symbol, k }))
   }
 }
 
@@ -344,10 +400,11 @@ class LinkoraOrderbookFeed extends Feed {
 function createFeed(name: string, spec: StreamSpec, log: Logger): Feed {
   switch (spec.kind) {
     case 'trade':
-    case 'kline':
     case 'ticker':
     case 'user':
       return new PassThroughFeed(name)
+    case 'kline':
+      return new KlineFeed(name)
     case 'aggTrade':
       return new AggTradeFeed(name)
     case 'miniTicker':
@@ -361,7 +418,7 @@ function createFeed(name: string, spec: StreamSpec, log: Logger): Feed {
     case 'zonedKline':
       // A zone that moves none of the interval's boundaries has the UTC k-lines themselves.
       return zonedSource(spec.interval, spec.offsetMs) === spec.interval
-        ? new PassThroughFeed(name)
+        ? new KlineFeed(name)
         : new ZonedKlineFeed(name, spec, log)
     case 'linkoraCandles':
       return new LinkoraCandlesFeed(name)

@@ -92,6 +92,36 @@ describe('ws market streams on the in-process pub/sub', () => {
     expect(await c.next()).toEqual({ stream: 'btcusdt@trade', data: trade(8) })
   })
 
+  it('sends a bucket again closed (x: true) when the next one begins, or within a second after it ends', async () => {
+    const channelsBefore = ws.server.stats.channels
+    const c = await client(`${ws.url}/stream?streams=ethbtc@kline_1m/bnbbtc@kline_1m`)
+    await waitUntil(() => ws.server.stats.channels === channelsBefore + 2, 'both k-line channels')
+    const kline = (s: string, t: number, T: number, o: string) => ({
+      e: 'kline',
+      E: t,
+      s,
+      k: { t, T, s, i: '1m', o, x: false },
+    })
+    const closed = (event: ReturnType<typeof kline>) => ({
+      ...event,
+      E: expect.any(Number),
+      k: { ...event.k, x: true },
+    })
+    const now = Date.now()
+    const first = kline('ETHBTC', now - 55_000, now + 4_999, '1')
+    const second = kline('ETHBTC', now + 5_000, now + 64_999, '2')
+    await publisher.publish(channels.kline('ETHBTC', '1m'), JSON.stringify(first))
+    expect(await c.next()).toEqual({ stream: 'ethbtc@kline_1m', data: first })
+    await publisher.publish(channels.kline('ETHBTC', '1m'), JSON.stringify(second))
+    expect(await c.next()).toEqual({ stream: 'ethbtc@kline_1m', data: closed(first) })
+    expect(await c.next()).toEqual({ stream: 'ethbtc@kline_1m', data: second })
+    // No next bucket: the clock closes it.
+    const ending = kline('BNBBTC', now - 59_000, Date.now() + 300, '3')
+    await publisher.publish(channels.kline('BNBBTC', '1m'), JSON.stringify(ending))
+    expect(await c.next()).toEqual({ stream: 'bnbbtc@kline_1m', data: ending })
+    expect(await c.next(undefined, 3_000)).toEqual({ stream: 'bnbbtc@kline_1m', data: closed(ending) })
+  })
+
   it('sends the UTC+8 k-lines of kline_<interval>@+08:00, merged from the UTC k-lines that tile them', async () => {
     // Two 8h k-lines of the day that began at midnight in UTC+8, 16:00 UTC, as the handler stores them.
     const dayOpen = Date.parse('2024-05-04T16:00:00Z')
