@@ -254,7 +254,7 @@ interface KlineEvent {
   e: 'kline'
   E: number
   s: string
-  k: { t: number; T: number; x: boolean }
+  k: { t: number; T: number; x: boolean; [field: string]: unknown }
 }
 
 /**
@@ -282,13 +282,18 @@ class KlineFeed extends Feed {
     const open = this.#open
     if (open !== undefined && event.k.t > open.k.t) this.#sendClosed()
     if (open === undefined || event.k.t >= open.k.t) this.#open = event.k.x ? undefined : event
-    this.emit(message.text)
+    this.emit(this.render(event, message.text))
+  }
+
+  /** The stream's payload for a k-line event; `text`: the event as the handler published it, if it is. */
+  protected render(event: KlineEvent, text?: string): string {
+    return text ?? JSON.stringify(event)
   }
 
   #sendClosed(): void {
     const event = this.#open!
     this.#open = undefined
-    this.emit(JSON.stringify({ ...event, E: Date.now(), k: { ...event.k, x: true } }))
+    this.emit(this.render({ ...event, E: Date.now(), k: { ...event.k, x: true } }))
   }
 }
 
@@ -359,24 +364,21 @@ class ZonedKlineFeed extends Feed {
   }
 }
 
-/** Linkora's candle message: the k-line of the timeframe each time it changes. */
-class LinkoraCandlesFeed extends Feed {
-  onMessage(message: Message): void {
-    const { s, k } = message.json as { s: string; k: Record<string, unknown> }
-    this.emit(
-      JSON.stringify({
-        type: 'candle',
-        symbol: s,
-        timeframe: k.i,
-        timestamp: k.t,
-        open: k.o,
-        high: k.h,
-        low: k.l,
-        close: k.c,
-        volume: k.v,
-        closed: k.x,
-      }),
-    )
+/** Linkora's candle message: the k-line of the timeframe each time it changes, and once more closed. */
+class LinkoraCandlesFeed extends KlineFeed {
+  protected override render({ s, k }: KlineEvent): string {
+    return JSON.stringify({
+      type: 'candle',
+      symbol: s,
+      timeframe: k.i,
+      timestamp: k.t,
+      open: k.o,
+      high: k.h,
+      low: k.l,
+      close: k.c,
+      volume: k.v,
+      closed: k.x,
+    })
   }
 }
 

@@ -419,6 +419,8 @@ describe('the seeds’ Linkora socket', () => {
       volume: '7',
       closed: false,
     })
+    // Its 5 minutes are long over: the same candle once more, closed.
+    expect(await candles.next(undefined, 3_000)).toMatchObject({ type: 'candle', timestamp: 0, closed: true })
     depthPublisher(
       publisher,
       log,
