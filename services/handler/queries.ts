@@ -99,16 +99,6 @@ async function klineRows(
   return { rows, reach }
 }
 
-async function klineRange(
-  cache: PubSubCache,
-  symbol: string,
-  interval: Interval,
-  query: Range,
-): Promise<Kline[]> {
-  const { starts } = await listedOpenTimes(cache, symbol, interval)
-  return klinesAt(cache, symbol, interval, pick(starts, query))
-}
-
 /** The open times (oldest first) within [startTime, endTime]: with a startTime the first `limit`, otherwise the last. */
 function pick(sorted: number[], query: Range): number[] {
   const within = sorted.filter(
@@ -193,13 +183,15 @@ export async function rollingTicker(
 ): Promise<Ticker24h> {
   const firstHour = bucketStart('1h', openTime + HOUR - 1)
   const lastHour = bucketStart('1h', now)
+  const range = async (interval: Interval, startTime: number, endTime: number) =>
+    (await klineRows(cache, symbol, interval, { startTime, endTime, limit: 1000 })).rows
   const parts =
     firstHour >= lastHour
-      ? [klineRange(cache, symbol, '1m', { startTime: openTime, endTime: now, limit: 1000 })]
+      ? [range('1m', openTime, now)]
       : [
-          klineRange(cache, symbol, '1m', { startTime: openTime, endTime: firstHour - 1, limit: 1000 }),
-          klineRange(cache, symbol, '1h', { startTime: firstHour, endTime: lastHour - 1, limit: 1000 }),
-          klineRange(cache, symbol, '1m', { startTime: lastHour, endTime: now, limit: 1000 }),
+          range('1m', openTime, firstHour - 1),
+          range('1h', firstHour, lastHour - 1),
+          range('1m', lastHour, now),
         ]
   let total: Kline | undefined
   for (const k of (await Promise.all(parts)).flat()) total = total === undefined ? k : mergeInto(total, k)
