@@ -104,3 +104,11 @@ export async function queryRows<T extends object>(executor: Executor, query: SQL
   const result: unknown = await executor.execute(query)
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[]
 }
+
+/** The Postgres error with this SQLSTATE behind `err` (drizzle and the drivers wrap it in causes), if any. */
+export function databaseError(err: unknown, sqlState: string): Error | undefined {
+  for (let e = err; typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause) {
+    if ((e as { code?: unknown }).code === sqlState) return e as Error
+  }
+  return undefined
+}

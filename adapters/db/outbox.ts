@@ -20,9 +20,5 @@ export async function insertOutbox(
   if (events.length === 0) return
   // The events as one JSON document: Postgres parses it once. As a jsonb[] array literal every payload was
   // escaped into the literal and parsed out of it again, and the statement's bind cost more than its insert.
-  await tx.execute(
-    sql`insert into outbox (market, seq, topic, payload)
-        select ${stream}, ${firstSeq}::int8 + e.ordinality - 1, e.event->>'topic', e.event->'payload'
-        from jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as e(event, ordinality)`,
-  )
+  await tx.execute(sql`select outbox_append(${stream}, ${firstSeq}::int8, ${JSON.stringify(events)}::jsonb)`)
 }

@@ -29,13 +29,6 @@ import {
 
 export type SystemAccount = 'custody' | 'withdrawals_pending' | 'network_fees' | `fees:${string}`
 
-/**
- * The accounts whose balance may go below zero: `custody`, the contra account of everything held on chain,
- * and `network_fees`, the gas the exchange's own transactions burned (an expense: its balance is minus the
- * total spent). Every other account is something the exchange owes and can never be negative.
- */
-export const CONTRA_ACCOUNTS = ['custody', 'network_fees'] as const
-
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
 
 export const assets = pgTable(
@@ -115,6 +108,9 @@ export const accounts = pgTable(
       'accounts_system_name',
       sql`${t.system} in ('custody', 'withdrawals_pending', 'network_fees') or ${t.system} like 'fees:%'`,
     ),
+    // The accounts whose balance may go below zero: `custody`, the contra account of everything held on chain,
+    // and `network_fees`, the gas the exchange's own transactions burned (an expense: its balance is minus the
+    // total spent). Every other account is something the exchange owes and can never be negative.
     check(
       'accounts_not_negative',
       sql`coalesce(${t.system} in ('custody', 'network_fees'), false) or (${t.available} >= 0 and ${t.frozen} >= 0)`,

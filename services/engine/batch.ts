@@ -5,8 +5,7 @@
  * to commit leaves the engine's orders exactly as they were (the book rolls itself back).
  */
 
-import { balanceEvents } from '../../ledger/events.ts'
-import type { Movement, UserBalance } from '../../ledger/ledger.ts'
+import type { Movement } from '../../ledger/ledger.ts'
 import { freezeMovements, tradeMovements, unfreezeMovements } from '../../ledger/operations.ts'
 import { BourseError } from '../../lib/errors.ts'
 import type { OrderBook } from './book/order-book.ts'
@@ -383,13 +382,11 @@ export class Batch {
       lastOrderId: this.lastOrderId,
       lastTradeId: this.lastTradeId,
       status: this.status,
+      time: this.now.getTime(),
       movements: this.movements,
       orders: [...this.working.values()].map((o) => this.row(o)),
       trades: this.trades,
-      events: (balances: readonly UserBalance[]) => [
-        ...this.pending,
-        ...balanceEvents(balances, this.now.getTime()),
-      ],
+      events: this.pending,
     }
   }
 

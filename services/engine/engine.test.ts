@@ -149,21 +149,21 @@ describe('matching engine on PGlite', () => {
       throw new TypeError('a bug while applying')
     })
     try {
-      await expect(place(engine, user, 'BUY', '10.00', '1')).rejects.toMatchObject({ code: 'unavailable' })
+      await expect(place(engine, user, 'BUY', '1.00', '10')).rejects.toMatchObject({ code: 'unavailable' })
     } finally {
       apply.mockRestore()
     }
     expect(engine.snapshot()).toEqual(before)
-    await expect(place(engine, user, 'BUY', '10.00', '1')).resolves.toMatchObject({
+    await expect(place(engine, user, 'BUY', '1.00', '10')).resolves.toMatchObject({
       order: { status: 'NEW' },
     })
   })
 
   it('halts: new orders refused, cancels allowed; resumes', async () => {
     const user = await market.trader('halter', { USDT: '100' })
-    const open = await place(engine, user, 'BUY', '10.00', '1')
+    const open = await place(engine, user, 'BUY', '1.00', '10')
     await engine.submit({ kind: 'halt' })
-    await expect(place(engine, user, 'BUY', '10.00', '1')).rejects.toMatchObject({
+    await expect(place(engine, user, 'BUY', '1.00', '10')).rejects.toMatchObject({
       message: 'Market is halted.',
     })
     const orderId = BigInt(open.kind === 'order' ? open.order.orderId : 0)
@@ -221,7 +221,7 @@ describe('matching engine durability on the real Postgres', () => {
     expect(await market.balances(user)).toEqual({ USDT: ['95', '5'] })
   })
 
-  it('writes nothing for a fenced batch, even when its account lock is answered after the rollback', async () => {
+  it('writes nothing for a fenced batch, even while another transaction holds its accounts', async () => {
     const older = await market.engine()
     const user = await market.trader('fenced-late', { USDT: '100' })
     await place(older, user, 'BUY', '1.00', '1')
@@ -229,8 +229,8 @@ describe('matching engine durability on the real Postgres', () => {
     const journals = async () =>
       (await queryRows<{ n: bigint }>(market.database.db, sql`select count(*) as n from journals`))[0]!.n
     const before = { balances: await market.balances(user), journals: await journals() }
-    // Another transaction holds the user's account: the fenced batch's lock waits behind it, so its answer
-    // comes after the fence has failed and the rollback was sent.
+    // Another transaction holds the user's account: had the batch's booking gone ahead of its fence, it would
+    // wait behind it.
     const held = Promise.withResolvers<void>()
     const locked = Promise.withResolvers<void>()
     const holder = market.database.db.transaction(async (tx) => {
@@ -239,11 +239,11 @@ describe('matching engine durability on the real Postgres', () => {
       await held.promise
     })
     await locked.promise
-    const fenced = place(older, user, 'BUY', '1.00', '2')
+    const fenced = expect(place(older, user, 'BUY', '1.00', '2')).rejects.toMatchObject({ code: 'conflict' })
     await new Promise((resolve) => setTimeout(resolve, 200))
     held.resolve()
     await holder
-    await expect(fenced).rejects.toMatchObject({ code: 'conflict' })
+    await fenced
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect({ balances: await market.balances(user), journals: await journals() }).toEqual(before)
     await newer.stop()

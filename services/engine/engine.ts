@@ -26,6 +26,7 @@ import { MarketUnits } from './market.ts'
 import {
   availableKey,
   type BatchWrite,
+  type CommittedBatch,
   claimMarket,
   FencedError,
   loadOpenOrders,
@@ -325,7 +326,7 @@ export class MatchingEngine {
       let batch: Batch
       let outcomes: Outcome[]
       let write: BatchWrite | null = null
-      let lastSeq = this.lastSeq
+      let committed: CommittedBatch | null = null
       const commitStarted = performance.now()
       // Whatever goes wrong before the commit — a failed transaction or a bug while applying — the book is
       // rolled back and every caller answered: the engine never stays inside a half-applied batch.
@@ -334,7 +335,7 @@ export class MatchingEngine {
         outcomes = items.map((item) => batch.apply(item.command))
         if (batch.hasWrites) {
           const pending = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
-          lastSeq = await this.options.database.db.transaction((tx) => writeBatch(tx, pending))
+          committed = await writeBatch(this.options.database.db, pending)
           write = pending
         }
       } catch (err) {
@@ -345,16 +346,16 @@ export class MatchingEngine {
         return this.failBatch(items, err)
       }
       this.state.book.commitBatch()
-      if (write === null) {
+      if (write === null || committed === null) {
         this.settleBook()
         return answer(items, outcomes)
       }
       metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
       batch.commitTo(this.state)
       const firstSeq = this.lastSeq + 1n
-      this.lastSeq = lastSeq
+      this.lastSeq = committed.lastSeq
       this.settleBook()
-      if (this.options.onDepth) this.publishDepth(batch, firstSeq, lastSeq)
+      if (this.options.onDepth) this.publishDepth(batch, firstSeq, committed.lastSeq)
       this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
       metrics.batchSize.observe(items.length)
       metrics.commands.inc({ market: this.symbol }, items.length)

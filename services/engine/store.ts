@@ -1,12 +1,19 @@
 /**
  * The engine's Postgres side: claiming the market's fencing epoch, loading open orders to rebuild the
  * book, reading balances, and writing one batch — fence check, ledger booking, orders, trades and outbox
- * events — in the caller's transaction.
+ * events — in one call.
  */
 import { sql } from 'drizzle-orm'
-import { type Executor, queryRows } from '../../adapters/db/database.ts'
-import { insertOutbox } from '../../adapters/db/outbox.ts'
-import { type Movement, pgArray, startBooking, type UserBalance } from '../../ledger/ledger.ts'
+import { databaseError, type Executor, queryRows } from '../../adapters/db/database.ts'
+import {
+  type BalanceJson,
+  bookingMovements,
+  type Movement,
+  pgArray,
+  rethrowLedgerError,
+  type UserBalance,
+  userBalance,
+} from '../../ledger/ledger.ts'
 import { BourseError } from '../../lib/errors.ts'
 import type { OrderStatus, Side, StpMode, TimeInForce } from './book/types.ts'
 import type { EngineEventTopic, OrderType } from './events.ts'
@@ -151,11 +158,13 @@ export interface BatchWrite {
   lastOrderId: bigint
   lastTradeId: bigint
   status: 'trading' | 'halted'
+  /** When the batch ran, in ms: its balance events carry it. */
+  time: number
   movements: Movement[]
   orders: OrderRow[]
   trades: TradeRow[]
-  /** Called with the users' balances after the booking; returns the batch's outbox events, in order. */
-  events(balances: readonly UserBalance[]): { topic: EngineEventTopic; payload: unknown }[]
+  /** The batch's outbox events, in order; the users' balances after its booking follow them. */
+  events: { topic: EngineEventTopic; payload: unknown }[]
 }
 
 export class FencedError extends BourseError {
@@ -164,82 +173,45 @@ export class FencedError extends BourseError {
   }
 }
 
+/** A committed batch: the seq of its last outbox event, and the users' balances its booking left. */
+export interface CommittedBatch {
+  lastSeq: bigint
+  balances: UserBalance[]
+}
+
 /**
- * Writes one batch and returns the seq of its last outbox event. The market row is locked first and its
- * epoch checked: a FencedError means a newer engine has claimed the market, and nothing is written.
+ * Writes one batch in one call of the database's `engine_commit` (migrations/0012_one_call_bookings.sql), its
+ * own transaction. A FencedError means a newer engine has claimed the market, and nothing is written.
  */
-export async function writeBatch(tx: Executor, batch: BatchWrite): Promise<bigint> {
-  // The fence goes out first, with the booking's reads; the booking writes only once the fence has passed.
-  const fence = queryRows<{ symbol: string }>(
-    tx,
-    sql`select symbol from markets where symbol = ${batch.symbol} and epoch = ${batch.epoch} for update`,
-  ).then((rows) => {
-    if (rows.length === 0) throw new FencedError(batch.symbol, batch.epoch)
+export async function writeBatch(db: Executor, batch: BatchWrite): Promise<CommittedBatch> {
+  const [row] = await queryRows<{ committed: { lastSeq: string; balances: BalanceJson[] } }>(
+    db,
+    sql`select engine_commit(${batchJson(batch)}::jsonb) as committed`,
+  ).catch((err: unknown) => {
+    if (databaseError(err, 'BRFEN') !== undefined) throw new FencedError(batch.symbol, batch.epoch)
+    return rethrowLedgerError(err)
   })
-  const booking =
-    batch.movements.length === 0
-      ? undefined
-      : startBooking(
-          tx,
-          {
-            key: `engine:${batch.symbol}:${batch.firstSeq}`,
-            kind: 'engine_batch',
-            movements: batch.movements,
-          },
-          fence,
-        )
-  booking?.catch(() => {}) // awaited below, after the fence, whose error is the one to report
-  await fence
-  const booked = await booking
-  const events = batch.events(booked?.userBalances ?? [])
-  const lastSeq = batch.firstSeq + BigInt(events.length) - 1n
-  // The writes go out together with the booking's: postgres.js pipelines them on the transaction's connection.
-  await Promise.all([
-    booked?.journalId,
-    upsertOrders(tx, batch.symbol, batch.orders),
-    insertTrades(tx, batch.symbol, batch.trades),
-    insertOutbox(tx, batch.symbol, batch.firstSeq, events),
-    tx.execute(
-      sql`update markets set last_seq = ${lastSeq}, last_order_id = ${batch.lastOrderId},
-                 last_trade_id = ${batch.lastTradeId}, status = ${batch.status}
-          where symbol = ${batch.symbol}`,
-    ),
-  ])
-  return lastSeq
+  const { lastSeq, balances } = row!.committed
+  return { lastSeq: BigInt(lastSeq), balances: balances.map(userBalance) }
 }
 
-const column = <T>(rows: readonly T[], pick: (row: T) => string | null) => pgArray(rows.map(pick))
-const iso = (d: Date) => d.toISOString()
-
-async function upsertOrders(tx: Executor, symbol: string, orders: readonly OrderRow[]): Promise<void> {
-  if (orders.length === 0) return
-  const c = <K extends keyof OrderRow>(key: K) =>
-    column(orders, (o) => (o[key] === null ? null : String(o[key])))
-  await tx.execute(
-    sql`insert into orders (market, id, user_id, client_order_id, side, type, time_in_force, self_trade_prevention,
-                            price, quantity, quote_quantity, executed_quantity, cumulative_quote_quantity,
-                            frozen_remaining, status, created_at, updated_at)
-        select ${symbol}, * from unnest(${c('id')}::int8[], ${c('userId')}::int8[], ${c('clientOrderId')}::text[],
-          ${c('side')}::text[], ${c('type')}::text[], ${c('timeInForce')}::text[], ${c('selfTradePrevention')}::text[],
-          ${c('price')}::numeric[], ${c('quantity')}::numeric[], ${c('quoteQuantity')}::numeric[],
-          ${c('executedQuantity')}::numeric[], ${c('cumulativeQuoteQuantity')}::numeric[], ${c('frozenRemaining')}::numeric[],
-          ${c('status')}::text[], ${column(orders, (o) => iso(o.createdAt))}::timestamptz[],
-          ${column(orders, (o) => iso(o.updatedAt))}::timestamptz[])
-        on conflict (market, id) do update set executed_quantity = excluded.executed_quantity,
-          cumulative_quote_quantity = excluded.cumulative_quote_quantity, frozen_remaining = excluded.frozen_remaining,
-          status = excluded.status, updated_at = excluded.updated_at`,
-  )
-}
-
-async function insertTrades(tx: Executor, symbol: string, trades: readonly TradeRow[]): Promise<void> {
-  if (trades.length === 0) return
-  const c = <K extends keyof TradeRow>(key: K) => column(trades, (t) => String(t[key]))
-  await tx.execute(
-    sql`insert into trades (market, id, taker_order_id, maker_order_id, buyer_user_id, seller_user_id, buyer_is_maker,
-                            price, quantity, quote_quantity, buyer_fee, seller_fee, created_at)
-        select ${symbol}, * from unnest(${c('id')}::int8[], ${c('takerOrderId')}::int8[], ${c('makerOrderId')}::int8[],
-          ${c('buyerUserId')}::int8[], ${c('sellerUserId')}::int8[], ${c('buyerIsMaker')}::bool[], ${c('price')}::numeric[],
-          ${c('quantity')}::numeric[], ${c('quoteQuantity')}::numeric[], ${c('buyerFee')}::numeric[],
-          ${c('sellerFee')}::numeric[], ${column(trades, (t) => iso(t.createdAt))}::timestamptz[])`,
-  )
+// Ids as text, and no replacer: one turns JSON.stringify's whole document onto its slow path.
+function batchJson(batch: BatchWrite): string {
+  return JSON.stringify({
+    ...batch,
+    epoch: String(batch.epoch),
+    firstSeq: String(batch.firstSeq),
+    lastOrderId: String(batch.lastOrderId),
+    lastTradeId: String(batch.lastTradeId),
+    movements: batch.movements.length === 0 ? [] : bookingMovements(batch.movements),
+    orders: batch.orders.map((o) => ({ ...o, id: String(o.id), userId: String(o.userId) })),
+    trades: batch.trades.map((t) => ({
+      ...t,
+      id: String(t.id),
+      takerOrderId: String(t.takerOrderId),
+      makerOrderId: String(t.makerOrderId),
+      buyerUserId: String(t.buyerUserId),
+      sellerUserId: String(t.sellerUserId),
+    })),
+  })
 }

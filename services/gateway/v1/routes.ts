@@ -10,7 +10,7 @@ import { and, asc, eq, gt } from 'drizzle-orm'
 import type { Context, Hono } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { z } from 'zod'
-import type { Database, Executor } from '../../../adapters/db/database.ts'
+import { type Database, databaseError, type Executor } from '../../../adapters/db/database.ts'
 import { apiKeys, assets, users } from '../../../adapters/db/schema.ts'
 import { balancesOf } from '../../../ledger/ledger.ts'
 import { adjustBalance } from '../../../ledger/operations.ts'
@@ -178,7 +178,7 @@ export function v1Endpoints(deps: V1Deps): Endpoint[] {
             .returning()
           return userView(row!)
         } catch (err) {
-          if (uniqueViolation(err))
+          if (databaseError(err, '23505'))
             throw new BourseError('conflict', 'a user has this name or OIDC subject already', {
               field: 'name',
             })
@@ -562,18 +562,6 @@ function jsonOf(text: string): unknown {
   } catch {
     throw invalidInput('body', 'expected a JSON object')
   }
-}
-
-function uniqueViolation(err: unknown): boolean {
-  for (
-    let e = err;
-    e instanceof Error || (typeof e === 'object' && e !== null);
-    e = (e as { cause?: unknown }).cause
-  ) {
-    if ((e as { code?: unknown }).code === '23505') return true
-    if ((e as { cause?: unknown }).cause === undefined) break
-  }
-  return false
 }
 
 /** A user's own withdrawals: request one (the API key needs the withdraw permission) and list them. */
