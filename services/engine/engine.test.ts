@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
+import { creditDeposit, startWithdrawal } from '../../ledger/operations.ts'
 import { Batch } from './batch.ts'
 import type { MatchingEngine } from './engine.ts'
 import { type MarketFixture, marketFixture } from './testing.ts'
@@ -61,6 +62,38 @@ describe('matching engine on PGlite', () => {
     })
     expect(await market.balances(poor)).toEqual({ USDT: ['1', '0'] })
     expect(await market.balances(rich)).toEqual({ USDT: ['50', '50'] })
+  })
+
+  it('draws on the balances it knows, yet never refuses what a deposit paid for nor overdraws', async () => {
+    const user = await market.trader('known', { USDT: '100' })
+    await place(engine, user, 'BUY', '5.00', '10')
+    // Changes made past the engine, which knows 50 USDT available: a deposit…
+    await creditDeposit(market.database.db, {
+      userId: user,
+      asset: 'USDT',
+      amount: '100',
+      depositRef: 'known:2',
+    })
+    await expect(place(engine, user, 'BUY', '10.00', '10')).resolves.toMatchObject({
+      order: { status: 'NEW' },
+    })
+    expect(await market.balances(user)).toEqual({ USDT: ['50', '150'] })
+    // …and a withdrawal, which leaves 10 where the engine knows 50.
+    await startWithdrawal(market.database.db, {
+      userId: user,
+      asset: 'USDT',
+      amount: '40',
+      withdrawalId: 'known',
+    })
+    await expect(place(engine, user, 'BUY', '2.00', '10')).rejects.toMatchObject({
+      code: 'insufficient_funds',
+    })
+    expect(await market.balances(user)).toEqual({ USDT: ['10', '150'] })
+    await expect(place(engine, user, 'BUY', '1.00', '10')).resolves.toMatchObject({
+      order: { status: 'NEW' },
+    })
+    expect(await market.balances(user)).toEqual({ USDT: ['0', '160'] })
+    expect(await findImbalances(market.database.db)).toEqual([])
   })
 
   it('refuses bad input before it reaches a batch, naming the field', async () => {

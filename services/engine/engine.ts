@@ -7,6 +7,7 @@
  */
 import { randomFillSync } from 'node:crypto'
 import type { DatabaseHandle } from '../../adapters/db/database.ts'
+import type { UserBalance } from '../../ledger/ledger.ts'
 import { BourseError, invalidInput } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Counter, Histogram, metricsRegistry } from '../../lib/metrics.ts'
@@ -74,6 +75,8 @@ interface Queued {
 }
 
 const COMMIT_ATTEMPTS = 3
+/** Known balances kept at most; past it they are forgotten and read again as needed. */
+const KNOWN_BALANCES_MAX = 100_000
 const metrics = engineMetrics()
 
 export class MatchingEngine {
@@ -87,6 +90,8 @@ export class MatchingEngine {
   private fencedBy: FencedError | null = null
   private stopping = false
   private lastPrice: string | null = null
+  /** Users' available balances by availableKey, as this engine's last commits left them (see process). */
+  private readonly knownAvailable = new Map<string, string>()
   /** Set while the book holds a batch's changes that are not committed yet; resolved at commit or rollback. */
   private uncommitted: PromiseWithResolvers<void> | null = null
 
@@ -311,13 +316,20 @@ export class MatchingEngine {
     })
   }
 
-  /** One batch: apply, commit, answer. Retries when another process took funds between read and lock. */
+  /**
+   * One batch: apply, commit, answer. Its funds are the balances this engine's own commits left where it knows
+   * them, read from Postgres where it does not. Known balances can be stale — a deposit, another market's
+   * orders — which can never refuse an order wrongly nor overdraw: a batch that refused an order for lack of
+   * funds runs again on balances read fresh, and so does one whose booking the database refused (another
+   * process took funds since they were read).
+   */
   private async process(items: Queued[]): Promise<void> {
     const started = performance.now()
-    for (let attempt = 1; ; attempt++) {
-      let available: Map<string, string>
+    let useKnown = true
+    for (let attempt = 1; ; ) {
+      let funds: Funds
       try {
-        available = await this.fundsFor(items)
+        funds = await this.fundsFor(items, useKnown)
       } catch (err) {
         return this.failBatch(items, err)
       }
@@ -331,8 +343,14 @@ export class MatchingEngine {
       // Whatever goes wrong before the commit — a failed transaction or a bug while applying — the book is
       // rolled back and every caller answered: the engine never stays inside a half-applied batch.
       try {
-        batch = new Batch(this.state, available)
+        batch = new Batch(this.state, funds.available)
         outcomes = items.map((item) => batch.apply(item.command))
+        if (funds.someKnown && outcomes.some(lackedFunds)) {
+          this.state.book.rollbackBatch()
+          this.settleBook()
+          useKnown = false
+          continue
+        }
         if (batch.hasWrites) {
           const pending = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
           committed = await writeBatch(this.options.database.db, pending)
@@ -341,7 +359,9 @@ export class MatchingEngine {
       } catch (err) {
         this.state.book.rollbackBatch()
         this.settleBook()
-        if (err instanceof BourseError && err.code === 'insufficient_funds' && attempt < COMMIT_ATTEMPTS)
+        this.knownAvailable.clear()
+        useKnown = false
+        if (err instanceof BourseError && err.code === 'insufficient_funds' && attempt++ < COMMIT_ATTEMPTS)
           continue
         return this.failBatch(items, err)
       }
@@ -352,6 +372,7 @@ export class MatchingEngine {
       }
       metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
       batch.commitTo(this.state)
+      this.remember(committed.balances)
       const firstSeq = this.lastSeq + 1n
       this.lastSeq = committed.lastSeq
       this.settleBook()
@@ -364,6 +385,12 @@ export class MatchingEngine {
       this.options.onCommit?.()
       return
     }
+  }
+
+  /** Keeps the available balances a commit left, for the next batches' orders to draw on. */
+  private remember(balances: readonly UserBalance[]): void {
+    if (this.knownAvailable.size + balances.length > KNOWN_BALANCES_MAX) this.knownAvailable.clear()
+    for (const b of balances) this.knownAvailable.set(availableKey(b.userId, b.asset), b.available)
   }
 
   private publishDepth(batch: Batch, firstSeq: bigint, lastSeq: bigint): void {
@@ -414,20 +441,39 @@ export class MatchingEngine {
     for (const item of items) item.reject(error)
   }
 
-  /** The available balances a batch's new orders draw on, read before it runs (the booking re-checks them locked). */
-  private fundsFor(items: Queued[]): Promise<Map<string, string>> {
+  /**
+   * The available balances a batch's new orders draw on: those this engine knows (when `useKnown`), the rest
+   * read from Postgres, without locks (the booking checks them again under its own).
+   */
+  private async fundsFor(items: Queued[], useKnown: boolean): Promise<Funds> {
     const { base, quote } = this.state.units.row
-    const pairs = new Map<string, { userId: bigint; asset: string }>()
+    const available = new Map<string, string>()
+    const unknown = new Map<string, { userId: bigint; asset: string }>()
     for (const { command } of items) {
       if (command.kind !== 'place') continue
       const asset = command.order.side === 'BUY' ? quote : base
-      pairs.set(availableKey(command.order.userId, asset), { userId: command.order.userId, asset })
+      const key = availableKey(command.order.userId, asset)
+      const known = useKnown ? this.knownAvailable.get(key) : undefined
+      if (known !== undefined) available.set(key, known)
+      else unknown.set(key, { userId: command.order.userId, asset })
     }
-    return pairs.size === 0
-      ? Promise.resolve(new Map())
-      : readAvailable(this.options.database.db, [...pairs.values()])
+    const someKnown = available.size > 0
+    if (unknown.size > 0) {
+      for (const [key, balance] of await readAvailable(this.options.database.db, [...unknown.values()]))
+        available.set(key, balance)
+    }
+    return { available, someKnown }
   }
 }
+
+interface Funds {
+  /** Available balances by availableKey, as decimal strings. */
+  available: Map<string, string>
+  /** Whether any of them is a known balance rather than one read now. */
+  someKnown: boolean
+}
+
+const lackedFunds = (outcome: Outcome) => !outcome.ok && outcome.error.code === 'insufficient_funds'
 
 function answer(items: Queued[], outcomes: Outcome[]): void {
   items.forEach((item, i) => {
