@@ -7,7 +7,7 @@
  * booking itself is the database's `ledger_book` (migrations/0012_one_call_bookings.sql): one call, one round
  * trip, whoever books.
  */
-import { sql } from 'drizzle-orm'
+import { type SQL, sql } from 'drizzle-orm'
 import { databaseError, type Executor, queryRows } from '../adapters/db/database.ts'
 import type { entryReasons, SystemAccount } from '../adapters/db/schema.ts'
 import { BourseError } from '../lib/errors.ts'
@@ -69,11 +69,11 @@ export interface Balance {
  * balance would go negative.
  */
 export async function book(tx: Executor, booking: Booking): Promise<BookingResult> {
-  const movements = JSON.stringify(bookingMovements(booking.movements))
+  if (booking.movements.length === 0) throw new BourseError('invalid_input', 'a booking needs movements')
   const [row] = await queryRows<{ booked: BookedJson }>(
     tx,
     sql`select ledger_book(${booking.key}, ${booking.kind}, ${booking.memo ?? null},
-                           ${movements}::jsonb) as booked`,
+                           ${bookingColumns(booking.movements)}) as booked`,
   ).catch(rethrowLedgerError)
   const booked = row!.booked
   return {
@@ -101,20 +101,16 @@ export interface BalanceJson {
 export const userBalance = (b: BalanceJson): UserBalance => ({ ...b, userId: BigInt(b.userId) })
 
 /**
- * The movements as `ledger_book` reads them, one plain object each, once they are checked: every amount exact,
- * and summing to zero per asset (double entry; the database checks it again).
+ * The movements as `ledger_book` takes them, one typed array per column, once they are checked: every amount
+ * exact, and summing to zero per asset (double entry; the database checks it again).
  */
-export function bookingMovements(movements: readonly Movement[]): object[] {
+export function bookingColumns(movements: readonly Movement[]): SQL {
   checkBalanced(movements)
-  return movements.map((m) => ({
-    ...('userId' in m.owner ? { userId: String(m.owner.userId) } : { system: m.owner.system }),
-    asset: m.asset,
-    bucket: m.bucket,
-    amount: m.amount,
-    reason: m.reason,
-    refType: m.refType,
-    refId: m.refId,
-  }))
+  const column = (pick: (m: Movement) => string | null) => pgArray(movements.map(pick))
+  return sql`${column((m) => ('userId' in m.owner ? String(m.owner.userId) : null))}::int8[],
+    ${column((m) => ('system' in m.owner ? m.owner.system : null))}::text[], ${column((m) => m.asset)}::text[],
+    ${column((m) => m.bucket)}::text[], ${column((m) => m.amount)}::numeric[], ${column((m) => m.reason)}::text[],
+    ${column((m) => m.refType)}::text[], ${column((m) => m.refId)}::text[]`
 }
 
 /** A database error as the ledger's caller should see it: an overdraft `ledger_book` refused is `insufficient_funds`. */
@@ -126,7 +122,6 @@ export function rethrowLedgerError(err: unknown): never {
 }
 
 function checkBalanced(movements: readonly Movement[]): void {
-  if (movements.length === 0) throw new BourseError('invalid_input', 'a booking needs movements')
   const totals = new Map<string, bigint>()
   for (const m of movements) {
     const units = parseDecimal(m.amount, MAX_SCALE, { field: 'amount', allowNegative: true })

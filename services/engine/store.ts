@@ -3,11 +3,11 @@
  * book, reading balances, and writing one batch — fence check, ledger booking, orders, trades and outbox
  * events — in one call.
  */
-import { sql } from 'drizzle-orm'
+import { type SQL, sql } from 'drizzle-orm'
 import { databaseError, type Executor, queryRows } from '../../adapters/db/database.ts'
 import {
   type BalanceJson,
-  bookingMovements,
+  bookingColumns,
   type Movement,
   pgArray,
   rethrowLedgerError,
@@ -186,7 +186,10 @@ export interface CommittedBatch {
 export async function writeBatch(db: Executor, batch: BatchWrite): Promise<CommittedBatch> {
   const [row] = await queryRows<{ committed: { lastSeq: string; balances: BalanceJson[] } }>(
     db,
-    sql`select engine_commit(${batchJson(batch)}::jsonb) as committed`,
+    sql`select engine_commit(${batch.symbol}, ${batch.epoch}::int8, ${batch.firstSeq}::int8,
+          ${batch.lastOrderId}::int8, ${batch.lastTradeId}::int8, ${batch.status}, ${batch.time}::int8,
+          ${JSON.stringify(batch.events)}::jsonb, ${bookingColumns(batch.movements)}, ${orderColumns(batch.orders)},
+          ${tradeColumns(batch.trades)}) as committed`,
   ).catch((err: unknown) => {
     if (databaseError(err, 'BRFEN') !== undefined) throw new FencedError(batch.symbol, batch.epoch)
     return rethrowLedgerError(err)
@@ -195,23 +198,24 @@ export async function writeBatch(db: Executor, batch: BatchWrite): Promise<Commi
   return { lastSeq: BigInt(lastSeq), balances: balances.map(userBalance) }
 }
 
-// Ids as text, and no replacer: one turns JSON.stringify's whole document onto its slow path.
-function batchJson(batch: BatchWrite): string {
-  return JSON.stringify({
-    ...batch,
-    epoch: String(batch.epoch),
-    firstSeq: String(batch.firstSeq),
-    lastOrderId: String(batch.lastOrderId),
-    lastTradeId: String(batch.lastTradeId),
-    movements: batch.movements.length === 0 ? [] : bookingMovements(batch.movements),
-    orders: batch.orders.map((o) => ({ ...o, id: String(o.id), userId: String(o.userId) })),
-    trades: batch.trades.map((t) => ({
-      ...t,
-      id: String(t.id),
-      takerOrderId: String(t.takerOrderId),
-      makerOrderId: String(t.makerOrderId),
-      buyerUserId: String(t.buyerUserId),
-      sellerUserId: String(t.sellerUserId),
-    })),
-  })
+const iso = (d: Date) => d.toISOString()
+
+function orderColumns(orders: readonly OrderRow[]): SQL {
+  const c = (pick: (o: OrderRow) => string | null) => pgArray(orders.map(pick))
+  const text = <K extends keyof OrderRow>(key: K) => c((o) => (o[key] === null ? null : String(o[key])))
+  return sql`${text('id')}::int8[], ${text('userId')}::int8[], ${text('clientOrderId')}::text[],
+    ${text('side')}::text[], ${text('type')}::text[], ${text('timeInForce')}::text[],
+    ${text('selfTradePrevention')}::text[], ${text('price')}::numeric[], ${text('quantity')}::numeric[],
+    ${text('quoteQuantity')}::numeric[], ${text('executedQuantity')}::numeric[],
+    ${text('cumulativeQuoteQuantity')}::numeric[], ${text('frozenRemaining')}::numeric[], ${text('status')}::text[],
+    ${c((o) => iso(o.createdAt))}::timestamptz[], ${c((o) => iso(o.updatedAt))}::timestamptz[]`
+}
+
+function tradeColumns(trades: readonly TradeRow[]): SQL {
+  const c = (pick: (t: TradeRow) => string) => pgArray(trades.map(pick))
+  const text = <K extends keyof TradeRow>(key: K) => c((t) => String(t[key]))
+  return sql`${text('id')}::int8[], ${text('takerOrderId')}::int8[], ${text('makerOrderId')}::int8[],
+    ${text('buyerUserId')}::int8[], ${text('sellerUserId')}::int8[], ${text('buyerIsMaker')}::bool[],
+    ${text('price')}::numeric[], ${text('quantity')}::numeric[], ${text('quoteQuantity')}::numeric[],
+    ${text('buyerFee')}::numeric[], ${text('sellerFee')}::numeric[], ${c((t) => iso(t.createdAt))}::timestamptz[]`
 }
