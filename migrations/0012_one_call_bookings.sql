@@ -4,6 +4,16 @@
 -- most of a batch's commit. Rows come as one typed array per column (Postgres parses those at a fraction of
 -- what the same rows cost it as jsonb); events as jsonb, which the outbox keeps.
 
+-- The account of each (user or system, asset), in order; NULL for one that does not exist yet. Users' and system
+-- accounts are found apart, each on plain equalities its unique index serves.
+CREATE FUNCTION ledger_accounts(p_user_ids int8[], p_systems text[], p_assets text[]) RETURNS int8[]
+LANGUAGE sql STABLE AS $$
+  SELECT array_agg(coalesce(u.id, s.id) ORDER BY m.n)
+    FROM unnest(p_user_ids, p_systems, p_assets) WITH ORDINALITY AS m(user_id, system, asset, n)
+    LEFT JOIN accounts u ON u.user_id = m.user_id AND u.asset = m.asset
+    LEFT JOIN accounts s ON s.system = m.system AND s.asset = m.asset
+$$;
+--> statement-breakpoint
 -- Books movements once per key: creates the accounts they name, locks them in ascending id order (the one order
 -- every booking uses, so two bookings sharing accounts never deadlock), writes the journal and its entries and
 -- applies the deltas. A movement is the n-th element of every p_ array; p_user_ids or p_systems names its owner.
@@ -32,13 +42,12 @@ BEGIN
     RETURN jsonb_build_object('journalId', v_journal::text, 'duplicate', true, 'balances', '[]'::jsonb);
   END IF;
 
-  INSERT INTO accounts (user_id, system, asset)
-    SELECT DISTINCT * FROM unnest(p_user_ids, p_systems, p_assets) ON CONFLICT DO NOTHING;
-  -- Users' and system accounts are found apart, each on plain equalities its unique index serves.
-  SELECT array_agg(coalesce(u.id, s.id) ORDER BY m.n) INTO v_accounts
-    FROM unnest(p_user_ids, p_systems, p_assets) WITH ORDINALITY AS m(user_id, system, asset, n)
-    LEFT JOIN accounts u ON u.user_id = m.user_id AND u.asset = m.asset
-    LEFT JOIN accounts s ON s.system = m.system AND s.asset = m.asset;
+  v_accounts := ledger_accounts(p_user_ids, p_systems, p_assets);
+  IF array_position(v_accounts, NULL) IS NOT NULL THEN
+    INSERT INTO accounts (user_id, system, asset)
+      SELECT DISTINCT * FROM unnest(p_user_ids, p_systems, p_assets) ON CONFLICT DO NOTHING;
+    v_accounts := ledger_accounts(p_user_ids, p_systems, p_assets);
+  END IF;
   PERFORM 1 FROM accounts WHERE id = ANY(v_accounts) ORDER BY id FOR UPDATE;
 
   INSERT INTO ledger_entries (journal_id, account_id, asset, bucket, amount, reason, ref_type, ref_id)
