@@ -101,16 +101,34 @@ export interface BalanceJson {
 export const userBalance = (b: BalanceJson): UserBalance => ({ ...b, userId: BigInt(b.userId) })
 
 /**
- * The movements as `ledger_book` takes them, one typed array per column, once they are checked: every amount
- * exact, and summing to zero per asset (double entry; the database checks it again).
+ * The movements as `ledger_book` takes them, once they are checked: every amount exact, and summing to zero per
+ * asset (double entry; the database checks it again). Typed arrays, one per column: the accounts, each once,
+ * then the movements, each naming its account by its place among them.
  */
 export function bookingColumns(movements: readonly Movement[]): SQL {
   checkBalanced(movements)
-  const column = (pick: (m: Movement) => string | null) => pgArray(movements.map(pick))
-  return sql`${column((m) => ('userId' in m.owner ? String(m.owner.userId) : null))}::int8[],
-    ${column((m) => ('system' in m.owner ? m.owner.system : null))}::text[], ${column((m) => m.asset)}::text[],
-    ${column((m) => m.bucket)}::text[], ${column((m) => m.amount)}::numeric[], ${column((m) => m.reason)}::text[],
-    ${column((m) => m.refType)}::text[], ${column((m) => m.refId)}::text[]`
+  const places = new Map<string, number>()
+  const accounts: { userId: string | null; system: string | null; asset: string }[] = []
+  const placeOf = ({ owner, asset }: Movement) => {
+    const key = 'userId' in owner ? `u:${owner.userId}:${asset}` : `s:${owner.system}:${asset}`
+    let place = places.get(key)
+    if (place === undefined) {
+      accounts.push({
+        userId: 'userId' in owner ? String(owner.userId) : null,
+        system: 'system' in owner ? owner.system : null,
+        asset,
+      })
+      place = accounts.length
+      places.set(key, place)
+    }
+    return String(place)
+  }
+  const column = (pick: (m: Movement) => string) => pgArray(movements.map(pick))
+  const movementPlaces = column(placeOf)
+  return sql`${pgArray(accounts.map((a) => a.userId))}::int8[], ${pgArray(accounts.map((a) => a.system))}::text[],
+    ${pgArray(accounts.map((a) => a.asset))}::text[], ${movementPlaces}::int4[], ${column((m) => m.bucket)}::text[],
+    ${column((m) => m.amount)}::numeric[], ${column((m) => m.reason)}::text[], ${column((m) => m.refType)}::text[],
+    ${column((m) => m.refId)}::text[]`
 }
 
 /** A database error as the ledger's caller should see it: an overdraft `ledger_book` refused is `insufficient_funds`. */

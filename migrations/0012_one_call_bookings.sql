@@ -16,14 +16,15 @@ $$;
 --> statement-breakpoint
 -- Books movements once per key: creates the accounts they name, locks them in ascending id order (the one order
 -- every booking uses, so two bookings sharing accounts never deadlock), writes the journal and its entries and
--- applies the deltas. A movement is the n-th element of every p_ array; p_user_ids or p_systems names its owner.
+-- applies the deltas. The accounts are the n-th elements of the p_account_ arrays, each (user or system, asset)
+-- once; a movement is the n-th element of the other arrays, p_accounts its account's place among them.
 -- Answers {journalId, duplicate, balances: [{userId, asset, available, frozen}]}: the users' balances after it,
 -- none for a key booked before. A user's balance that would go negative is refused with SQLSTATE BRNSF naming
 -- the bucket and asset; what else may not go negative is accounts_not_negative's.
 CREATE FUNCTION ledger_book(
   p_key text, p_kind text, p_memo text,
-  p_user_ids int8[], p_systems text[], p_assets text[], p_buckets text[], p_amounts numeric[], p_reasons text[],
-  p_ref_types text[], p_ref_ids text[]
+  p_account_user_ids int8[], p_account_systems text[], p_account_assets text[],
+  p_accounts int4[], p_buckets text[], p_amounts numeric[], p_reasons text[], p_ref_types text[], p_ref_ids text[]
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -42,23 +43,26 @@ BEGIN
     RETURN jsonb_build_object('journalId', v_journal::text, 'duplicate', true, 'balances', '[]'::jsonb);
   END IF;
 
-  v_accounts := ledger_accounts(p_user_ids, p_systems, p_assets);
+  v_accounts := ledger_accounts(p_account_user_ids, p_account_systems, p_account_assets);
   IF array_position(v_accounts, NULL) IS NOT NULL THEN
     INSERT INTO accounts (user_id, system, asset)
-      SELECT DISTINCT * FROM unnest(p_user_ids, p_systems, p_assets) ON CONFLICT DO NOTHING;
-    v_accounts := ledger_accounts(p_user_ids, p_systems, p_assets);
+      SELECT * FROM unnest(p_account_user_ids, p_account_systems, p_account_assets) ON CONFLICT DO NOTHING;
+    v_accounts := ledger_accounts(p_account_user_ids, p_account_systems, p_account_assets);
   END IF;
   PERFORM 1 FROM accounts WHERE id = ANY(v_accounts) ORDER BY id FOR UPDATE;
 
   INSERT INTO ledger_entries (journal_id, account_id, asset, bucket, amount, reason, ref_type, ref_id)
-    SELECT v_journal, e.* FROM unnest(v_accounts, p_assets, p_buckets, p_amounts, p_reasons, p_ref_types, p_ref_ids) AS e;
+    SELECT v_journal, v_accounts[m.account], p_account_assets[m.account], m.bucket, m.amount, m.reason, m.ref_type,
+           m.ref_id
+    FROM unnest(p_accounts, p_buckets, p_amounts, p_reasons, p_ref_types, p_ref_ids)
+      AS m(account, bucket, amount, reason, ref_type, ref_id);
 
   SELECT array_agg(d.id ORDER BY d.id), array_agg(d.available ORDER BY d.id), array_agg(d.frozen ORDER BY d.id)
     INTO v_ids, v_available, v_frozen
-    FROM (SELECT m.id,
+    FROM (SELECT v_accounts[m.account] AS id,
                  trim_scale(coalesce(sum(m.amount) FILTER (WHERE m.bucket = 'available'), 0)) AS available,
                  trim_scale(coalesce(sum(m.amount) FILTER (WHERE m.bucket = 'frozen'), 0)) AS frozen
-          FROM unnest(v_accounts, p_buckets, p_amounts) AS m(id, bucket, amount) GROUP BY 1) d;
+          FROM unnest(p_accounts, p_buckets, p_amounts) AS m(account, bucket, amount) GROUP BY 1) d;
   BEGIN
     WITH changed AS (
       UPDATE accounts a SET available = a.available + d.available, frozen = a.frozen + d.frozen
@@ -99,8 +103,8 @@ $$;
 CREATE FUNCTION engine_commit(
   p_symbol text, p_epoch int8, p_first_seq int8, p_last_order_id int8, p_last_trade_id int8, p_status text,
   p_time int8, p_events jsonb,
-  m_user_ids int8[], m_systems text[], m_assets text[], m_buckets text[], m_amounts numeric[], m_reasons text[],
-  m_ref_types text[], m_ref_ids text[],
+  m_account_user_ids int8[], m_account_systems text[], m_account_assets text[], m_accounts int4[],
+  m_buckets text[], m_amounts numeric[], m_reasons text[], m_ref_types text[], m_ref_ids text[],
   o_ids int8[], o_user_ids int8[], o_client_order_ids text[], o_sides text[], o_types text[], o_time_in_force text[],
   o_self_trade_prevention text[], o_prices numeric[], o_quantities numeric[], o_quote_quantities numeric[],
   o_executed_quantities numeric[], o_cumulative_quote_quantities numeric[], o_frozen_remaining numeric[],
@@ -120,9 +124,10 @@ BEGIN
     RAISE EXCEPTION 'market %: epoch % was superseded by a newer engine', p_symbol, p_epoch USING ERRCODE = 'BRFEN';
   END IF;
 
-  IF cardinality(m_assets) > 0 THEN
-    v_balances := ledger_book('engine:' || p_symbol || ':' || p_first_seq, 'engine_batch', NULL, m_user_ids,
-                              m_systems, m_assets, m_buckets, m_amounts, m_reasons, m_ref_types, m_ref_ids)->'balances';
+  IF cardinality(m_accounts) > 0 THEN
+    v_balances := ledger_book('engine:' || p_symbol || ':' || p_first_seq, 'engine_batch', NULL, m_account_user_ids,
+                              m_account_systems, m_account_assets, m_accounts, m_buckets, m_amounts, m_reasons,
+                              m_ref_types, m_ref_ids)->'balances';
   END IF;
 
   INSERT INTO orders (market, id, user_id, client_order_id, side, type, time_in_force, self_trade_prevention,
@@ -142,11 +147,9 @@ BEGIN
       t_created_at) AS t;
 
   PERFORM outbox_append(p_symbol, p_first_seq, p_events);
-  PERFORM outbox_append(p_symbol, v_balance_seq, (
-    SELECT coalesce(jsonb_agg(jsonb_build_object('topic', 'balances',
-                                                 'payload', b.balance || jsonb_build_object('time', p_time))
-                              ORDER BY b.n), '[]')
-    FROM jsonb_array_elements(v_balances) WITH ORDINALITY AS b(balance, n)));
+  INSERT INTO outbox (market, seq, topic, payload)
+    SELECT p_symbol, v_balance_seq + b.n - 1, 'balances', b.balance || jsonb_build_object('time', p_time)
+    FROM jsonb_array_elements(v_balances) WITH ORDINALITY AS b(balance, n);
   v_last_seq := v_balance_seq + jsonb_array_length(v_balances) - 1;
   UPDATE markets SET last_seq = v_last_seq, last_order_id = p_last_order_id, last_trade_id = p_last_trade_id,
                      status = p_status
