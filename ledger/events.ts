@@ -33,7 +33,11 @@ export interface BalanceUpdateEvent {
   time: number
 }
 
-/** The `balances` events of users' balances after a booking, as engines and the ledger stream publish them. */
+/**
+ * The `balances` events of users' balances after a booking, as the ledger stream publishes them. Engines publish
+ * the same events, built in SQL by `engine_commit` (migrations/0012_one_call_bookings.sql) from the balances
+ * `ledger_book` answers, inside the batch's one call: keep the two alike.
+ */
 export function balanceEvents(
   balances: readonly UserBalance[],
   time: number,

@@ -337,8 +337,7 @@ export class MatchingEngine {
       this.uncommitted = Promise.withResolvers()
       let batch: Batch
       let outcomes: Outcome[]
-      let write: BatchWrite | null = null
-      let committed: CommittedBatch | null = null
+      let committed: { write: BatchWrite; result: CommittedBatch } | null = null
       const commitStarted = performance.now()
       // Whatever goes wrong before the commit — a failed transaction or a bug while applying — the book is
       // rolled back and every caller answered: the engine never stays inside a half-applied batch.
@@ -352,9 +351,8 @@ export class MatchingEngine {
           continue
         }
         if (batch.hasWrites) {
-          const pending = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
-          committed = await writeBatch(this.options.database.db, pending)
-          write = pending
+          const write = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
+          committed = { write, result: await writeBatch(this.options.database.db, write) }
         }
       } catch (err) {
         this.state.book.rollbackBatch()
@@ -366,17 +364,18 @@ export class MatchingEngine {
         return this.failBatch(items, err)
       }
       this.state.book.commitBatch()
-      if (write === null || committed === null) {
+      if (committed === null) {
         this.settleBook()
         return answer(items, outcomes)
       }
       metrics.commitSeconds.observe((performance.now() - commitStarted) / 1000)
       batch.commitTo(this.state)
-      this.remember(committed.balances)
+      const { write, result } = committed
+      this.remember(result.balances)
       const firstSeq = this.lastSeq + 1n
-      this.lastSeq = committed.lastSeq
+      this.lastSeq = result.lastSeq
       this.settleBook()
-      if (this.options.onDepth) this.publishDepth(batch, firstSeq, committed.lastSeq)
+      if (this.options.onDepth) this.publishDepth(batch, firstSeq, result.lastSeq)
       this.lastPrice = write.trades.at(-1)?.price ?? this.lastPrice
       metrics.batchSize.observe(items.length)
       metrics.commands.inc({ market: this.symbol }, items.length)
