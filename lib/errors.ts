@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   'rejected',
   'rate_limited',
   'unavailable',
+  /** The request was sent on but its answer was lost: it may or may not have been carried out. */
+  'outcome_unknown',
   'internal',
 ] as const
 
@@ -27,6 +29,7 @@ const statusOf: Record<ErrorCode, number> = {
   rejected: 422,
   rate_limited: 429,
   unavailable: 503,
+  outcome_unknown: 503,
   internal: 500,
 }
 
@@ -51,6 +54,11 @@ export class BourseError extends Error {
       ? { code: this.code, message: this.message }
       : { code: this.code, message: this.message, field: this.field }
   }
+}
+
+/** `err` and the causes it wraps (drivers and fetch wrap the error that tells what happened). */
+export function* errorChain(err: unknown): Generator<{ code?: unknown; severity?: unknown }> {
+  for (let e = err; typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause) yield e
 }
 
 /** Bad input: names the field and says what was expected. */

@@ -12,6 +12,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
+import { errorChain } from '../../lib/errors.ts'
 import * as schema from './schema.ts'
 
 export type DatabaseConfig =
@@ -105,10 +106,17 @@ export async function queryRows<T extends object>(executor: Executor, query: SQL
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[]
 }
 
-/** The Postgres error with this SQLSTATE behind `err` (drizzle and the drivers wrap it in causes), if any. */
+/**
+ * Postgres answered that the statement failed (severity ERROR), so its transaction rolled back. Anything else
+ * (a lost connection, a FATAL that ended the session) leaves a statement's commit unknown.
+ */
+export function statementFailed(err: unknown): boolean {
+  for (const e of errorChain(err)) if (e.severity === 'ERROR') return true
+  return false
+}
+
+/** The Postgres error with this SQLSTATE behind `err`, if any. */
 export function databaseError(err: unknown, sqlState: string): Error | undefined {
-  for (let e = err; typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause) {
-    if ((e as { code?: unknown }).code === sqlState) return e as Error
-  }
+  for (const e of errorChain(err)) if (e.code === sqlState) return e as Error
   return undefined
 }

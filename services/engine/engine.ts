@@ -1,11 +1,13 @@
 /**
  * The matching engine of one market. Commands that arrive within a short window (bounded by count and by
  * time) form a batch; the batch's whole effect is committed to Postgres in one transaction, fenced by the
- * market's epoch, and only then does any caller get an answer. A failed commit rolls the book back, so
- * memory never holds what Postgres does not. On start the engine claims a new epoch and rebuilds its book
- * from the open orders in Postgres.
+ * market's epoch, and only then does any caller get an answer. A failed commit rolls the book back, and
+ * one whose answer was lost waits for Postgres to say whether it committed, so memory never holds what
+ * Postgres does not. On start the engine claims a new epoch and rebuilds its book from the open orders in
+ * Postgres.
  */
 import { randomFillSync } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { DatabaseHandle } from '../../adapters/db/database.ts'
 import type { UserBalance } from '../../ledger/ledger.ts'
 import { BourseError, invalidInput } from '../../lib/errors.ts'
@@ -27,8 +29,10 @@ import { MarketUnits } from './market.ts'
 import {
   availableKey,
   type BatchWrite,
+  CommitOutcomeUnknown,
   type CommittedBatch,
   claimMarket,
+  committedSeq,
   FencedError,
   loadOpenOrders,
   readAvailable,
@@ -77,6 +81,9 @@ interface Queued {
 const COMMIT_ATTEMPTS = 3
 /** Known balances kept at most; past it they are forgotten and read again as needed. */
 const KNOWN_BALANCES_MAX = 100_000
+/** How long callers wait for a lost commit answer to be settled before they are told its outcome is unknown. */
+const OUTCOME_PATIENCE_MS = 5_000
+const OUTCOME_RETRY_MAX_MS = 1_000
 const metrics = engineMetrics()
 
 export class MatchingEngine {
@@ -352,7 +359,7 @@ export class MatchingEngine {
         }
         if (batch.hasWrites) {
           const write = batch.write(this.symbol, this.epoch, this.lastSeq + 1n)
-          committed = { write, result: await writeBatch(this.options.database.db, write) }
+          committed = { write, result: await this.commit(write, items) }
         }
       } catch (err) {
         this.state.book.rollbackBatch()
@@ -383,6 +390,50 @@ export class MatchingEngine {
       metrics.ackSeconds.observe((performance.now() - started) / 1000)
       this.options.onCommit?.()
       return
+    }
+  }
+
+  /**
+   * writeBatch, and when its answer was lost, what Postgres holds: a batch it committed is committed here
+   * too (its balances went with the answer, so none are known any more), one it did not fails as any other.
+   * The engine waits until Postgres can tell; callers waiting longer than OUTCOME_PATIENCE_MS are told the
+   * outcome is unknown (Binance's -1007), as are those of an engine stopped or fenced meanwhile.
+   */
+  private async commit(write: BatchWrite, items: Queued[]): Promise<CommittedBatch> {
+    try {
+      return await writeBatch(this.options.database.db, write)
+    } catch (err) {
+      if (!(err instanceof CommitOutcomeUnknown)) throw err
+      this.options.log.warn({ err }, 'a batch commit went unanswered; asking Postgres whether it committed')
+      const lastSeq = await this.committedSeqAfter(err, items)
+      if (lastSeq < write.firstSeq)
+        throw new BourseError('unavailable', 'the batch did not commit', { cause: err })
+      this.knownAvailable.clear()
+      return { lastSeq, balances: [] }
+    }
+  }
+
+  private async committedSeqAfter(lost: CommitOutcomeUnknown, items: Queued[]): Promise<bigint> {
+    const tellUnknown = () => {
+      for (const item of items) item.reject(lost)
+    }
+    // Timed apart from the queries: while Postgres is unreachable, a query may wait rather than fail.
+    const patience = setTimeout(tellUnknown, OUTCOME_PATIENCE_MS)
+    try {
+      for (let pause = 50; ; pause = Math.min(pause * 2, OUTCOME_RETRY_MAX_MS)) {
+        try {
+          return await committedSeq(this.options.database.db, this.symbol, this.epoch)
+        } catch (err) {
+          if (err instanceof FencedError || this.stopping) {
+            tellUnknown()
+            throw err instanceof FencedError ? err : lost
+          }
+          this.options.log.warn({ err }, 'Postgres cannot tell yet whether the batch committed')
+        }
+        await sleep(pause)
+      }
+    } finally {
+      clearTimeout(patience)
     }
   }
 
@@ -432,11 +483,12 @@ export class MatchingEngine {
       return
     }
     this.options.log.error({ err }, 'batch commit failed; the book is rolled back')
-    const error = new BourseError(
-      'unavailable',
-      'The order could not be committed; nothing was done. Try again.',
-      { cause: err },
-    )
+    const error =
+      err instanceof CommitOutcomeUnknown
+        ? err
+        : new BourseError('unavailable', 'The order could not be committed; nothing was done. Try again.', {
+            cause: err,
+          })
     for (const item of items) item.reject(error)
   }
 

@@ -4,7 +4,7 @@
  * events — in one call.
  */
 import { type SQL, sql } from 'drizzle-orm'
-import { databaseError, type Executor, queryRows } from '../../adapters/db/database.ts'
+import { databaseError, type Executor, queryRows, statementFailed } from '../../adapters/db/database.ts'
 import {
   type BalanceJson,
   bookingColumns,
@@ -173,6 +173,13 @@ export class FencedError extends BourseError {
   }
 }
 
+/** writeBatch lost its answer (a connection lost, a FATAL): Postgres may or may not hold the batch. */
+export class CommitOutcomeUnknown extends BourseError {
+  constructor(symbol: string, cause: unknown) {
+    super('outcome_unknown', `market ${symbol}: the batch's commit went unanswered`, { cause })
+  }
+}
+
 /** A committed batch: the seq of its last outbox event, and the users' balances its booking left. */
 export interface CommittedBatch {
   lastSeq: bigint
@@ -181,7 +188,8 @@ export interface CommittedBatch {
 
 /**
  * Writes one batch in one call of the database's `engine_commit` (migrations/0012_one_call_bookings.sql), its
- * own transaction. A FencedError means a newer engine has claimed the market, and nothing is written.
+ * own transaction. A FencedError means a newer engine has claimed the market, and nothing is written; after
+ * a CommitOutcomeUnknown only `committedSeq` can tell whether the batch was.
  */
 export async function writeBatch(db: Executor, batch: BatchWrite): Promise<CommittedBatch> {
   const [row] = await queryRows<{ committed: { lastSeq: string; balances: BalanceJson[] } }>(
@@ -191,11 +199,25 @@ export async function writeBatch(db: Executor, batch: BatchWrite): Promise<Commi
           ${JSON.stringify(batch.events)}::jsonb, ${bookingColumns(batch.movements)}, ${orderColumns(batch.orders)},
           ${tradeColumns(batch.trades)}) as committed`,
   ).catch((err: unknown) => {
+    if (!statementFailed(err)) throw new CommitOutcomeUnknown(batch.symbol, err)
     if (databaseError(err, 'BRFEN') !== undefined) throw new FencedError(batch.symbol, batch.epoch)
     return rethrowLedgerError(err)
   })
   const { lastSeq, balances } = row!.committed
   return { lastSeq: BigInt(lastSeq), balances: balances.map(userBalance) }
+}
+
+/**
+ * The seq of the market's last committed event, as Postgres holds it now: a batch whose answer was lost
+ * committed if this reached its first seq. A FencedError if another engine has claimed the market since.
+ */
+export async function committedSeq(db: Executor, symbol: string, epoch: bigint): Promise<bigint> {
+  const [row] = await queryRows<{ epoch: bigint; last_seq: bigint }>(
+    db,
+    sql`select epoch, last_seq from markets where symbol = ${symbol}`,
+  )
+  if (row!.epoch !== epoch) throw new FencedError(symbol, epoch)
+  return row!.last_seq
 }
 
 const iso = (d: Date) => d.toISOString()

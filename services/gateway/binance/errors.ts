@@ -128,6 +128,8 @@ export function fromBourse(err: BourseError, action: 'place' | 'cancel' | 'query
       return new BinanceError(-1013, msg)
     case 'unavailable':
       return errors.disconnected()
+    case 'outcome_unknown':
+      return errors.timeout()
     case 'rate_limited':
       return new BinanceError(-1015, 'Too many new orders.', 429)
     default:
