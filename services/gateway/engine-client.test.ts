@@ -2,10 +2,12 @@
  * One EngineClient, two transports: the same calls and the same errors whether the engine's API is served
  * in process or over a real socket (the global fetch, as in a deployment).
  */
+import { type AddressInfo, createServer } from 'node:net'
 import { getRequestListener } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BourseError } from '../../lib/errors.ts'
 import { type HttpServer, startHttpServer } from '../../lib/metrics.ts'
+import { freePort } from '../../lib/net.ts'
 import { engineApi } from '../engine/api.ts'
 import { type MarketFixture, marketFixture } from '../engine/testing.ts'
 import { EngineClient } from './engine-client.ts'
@@ -75,7 +77,27 @@ describe.each([0, 1])('EngineClient transport %i', (i) => {
   })
 })
 
+const bid = { userId: 1n, side: 'BUY', type: 'LIMIT', price: '10', quantity: '1' } as const
+
 it('reports an engine that cannot be reached as unavailable', async () => {
-  const client = EngineClient.remote('BTCUSDT', 'http://127.0.0.1:1')
+  const client = EngineClient.remote('BTCUSDT', `http://127.0.0.1:${await freePort()}`)
   await expect(client.status()).rejects.toMatchObject({ code: 'unavailable' })
+  await expect(client.place(bid)).rejects.toMatchObject({ code: 'unavailable' })
+})
+
+it('reports a command the engine received but never answered as of unknown outcome', async () => {
+  const silent = createServer((socket) => socket.once('data', () => socket.destroy()))
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  try {
+    const client = EngineClient.remote(
+      'BTCUSDT',
+      `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    )
+    await expect(client.place(bid)).rejects.toMatchObject({ code: 'outcome_unknown' })
+    await expect(client.cancel(1n, { orderId: 1n })).rejects.toMatchObject({ code: 'outcome_unknown' })
+    // A read changes nothing, whatever became of it.
+    await expect(client.status()).rejects.toMatchObject({ code: 'unavailable' })
+  } finally {
+    silent.close()
+  }
 })

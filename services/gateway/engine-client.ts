@@ -5,7 +5,7 @@
  * process. One client, two transports, the same errors: the engine's `{code, message, field}` answers become
  * BourseErrors again here.
  */
-import { BourseError, ERROR_CODES, type ErrorCode } from '../../lib/errors.ts'
+import { BourseError, ERROR_CODES, type ErrorCode, errorChain } from '../../lib/errors.ts'
 import { type EngineTransport, engineCaller } from '../engine/api.ts'
 import type { CommandResult, Fill } from '../engine/batch.ts'
 import type { MatchingEngine } from '../engine/engine.ts'
@@ -136,7 +136,10 @@ function httpTransport(symbol: string, baseUrl: string, fetchImpl: FetchLike): E
     try {
       response = await fetchImpl(`${baseUrl}${target}`, init)
     } catch (err) {
-      throw new BourseError('unavailable', `engine ${symbol} is unreachable`, { cause: err })
+      // A read, or a connection refused, changed nothing; any other command may have reached the engine.
+      if (method === 'GET' || [...errorChain(err)].some((e) => e.code === 'ECONNREFUSED'))
+        throw new BourseError('unavailable', `engine ${symbol} is unreachable`, { cause: err })
+      throw new BourseError('outcome_unknown', `engine ${symbol} did not answer`, { cause: err })
     }
     const text = await response.text()
     let payload: unknown
