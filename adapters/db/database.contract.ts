@@ -1,11 +1,12 @@
 /**
  * The contract both database implementations keep: one schema and migrations, exact NUMERIC and int8,
- * atomic transactions, row locks that lose no update, and the ledger's constraints enforced by the database.
+ * atomic transactions, row locks that lose no update, and the ledger's, orders' and trades' constraints
+ * enforced by the database.
  */
 import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from './database.ts'
-import { accounts, assets, journals, ledgerEntries, users } from './schema.ts'
+import { accounts, assets, journals, ledgerEntries, markets, orders, trades, users } from './schema.ts'
 import { createTestDatabase, type TestDatabase } from './testing.ts'
 
 export function databaseContract(kind: 'postgres' | 'pglite'): void {
@@ -156,6 +157,78 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
         .from(ledgerEntries)
         .where(eq(ledgerEntries.journalId, journal!.id))
       expect(entries.map((e) => e.amount).sort()).toEqual(['-1', '1'])
+    })
+
+    it('keeps orders and trades naming an existing market and user', async () => {
+      await handle.db.insert(assets).values({ symbol: 'USDT', scale: 8 }).onConflictDoNothing()
+      await handle.db.insert(markets).values({
+        symbol: 'BTCUSDT',
+        base: 'BTC',
+        quote: 'USDT',
+        tickSize: '0.01',
+        lotSize: '0.001',
+        minNotional: '1',
+        makerFee: '0',
+        takerFee: '0',
+      })
+      const user = await newUser('trader')
+      const order = (id: bigint, market: string, userId: bigint) => ({
+        market,
+        id,
+        userId,
+        clientOrderId: `c${id}`,
+        side: 'BUY' as const,
+        type: 'LIMIT' as const,
+        timeInForce: 'GTC' as const,
+        selfTradePrevention: 'NONE' as const,
+        price: '1',
+        quantity: '1',
+        status: 'NEW' as const,
+      })
+      const trade = (id: bigint, market: string) => ({
+        market,
+        id,
+        takerOrderId: 1n,
+        makerOrderId: 2n,
+        buyerUserId: user.id,
+        sellerUserId: user.id,
+        buyerIsMaker: true,
+        price: '1',
+        quantity: '1',
+        quoteQuantity: '1',
+        buyerFee: '0',
+        sellerFee: '0',
+      })
+      const refusedWith = async (query: Promise<unknown>, pattern: RegExp) => {
+        const error = await query.then(
+          () => undefined,
+          (e: Error) => e,
+        )
+        expect(String((error?.cause as Error | undefined)?.message ?? error?.message)).toMatch(pattern)
+      }
+      await handle.db.insert(orders).values([order(1n, 'BTCUSDT', user.id), order(2n, 'BTCUSDT', user.id)])
+      await handle.db.insert(trades).values(trade(1n, 'BTCUSDT'))
+      await refusedWith(
+        handle.db.insert(orders).values([order(3n, 'BTCUSDT', user.id), order(4n, 'BTCUSDT', user.id + 99n)]),
+        /no such market, or no such user/,
+      )
+      await refusedWith(handle.db.insert(orders).values(order(5n, 'ETHUSDT', user.id)), /no such market/)
+      await refusedWith(handle.db.insert(trades).values(trade(2n, 'ETHUSDT')), /no such market/)
+      await refusedWith(handle.db.delete(users).where(eq(users.id, user.id)), /orders name users/)
+      await refusedWith(handle.db.delete(markets), /orders and trades name markets/)
+      await refusedWith(
+        handle.db.update(orders).set({ userId: user.id + 99n }),
+        /an order's market and user never change/,
+      )
+      await refusedWith(handle.db.update(trades).set({ market: 'ETHUSDT' }), /a trade's market never changes/)
+      // Nothing refused was written; the updates that name neither column go through.
+      await handle.db.update(orders).set({ status: 'CANCELED' }).where(eq(orders.id, 2n))
+      const stored = await handle.db.select({ id: orders.id, status: orders.status }).from(orders)
+      expect(stored.sort((a, b) => Number(a.id - b.id))).toEqual([
+        { id: 1n, status: 'NEW' },
+        { id: 2n, status: 'CANCELED' },
+      ])
+      expect((await handle.db.select().from(trades)).map((t) => t.id)).toEqual([1n])
     })
   })
 }
