@@ -33,8 +33,8 @@ export const WsEnv = z.object({
 export async function main(_args: string[]): Promise<void> {
   const config = fromEnv(WsEnv, { component: 'ws' })
   const log = createLogger('ws')
-  const database = await apiKeysDatabase(config)
-  if (database === undefined) log.warn('no BOURSE_DATABASE_URL: the WebSocket API (/ws-api/v3) is off')
+  const apiKeys = await apiKeyStore(config)
+  if (apiKeys === undefined) log.warn('no BOURSE_DATABASE_URL: the WebSocket API (/ws-api/v3) is off')
   const cache = createPubSubCache({ kind: 'redis', nodes: config.BOURSE_REDIS_NODES, logger: log })
   const ws = await startWsServer({
     port: config.BOURSE_WS_PORT,
@@ -46,23 +46,29 @@ export async function main(_args: string[]): Promise<void> {
     pongTimeoutMs: config.BOURSE_WS_PONG_TIMEOUT,
     maxIncomingPerSecond: config.BOURSE_WS_MAX_INCOMING_PER_SECOND,
     trustProxy: config.BOURSE_TRUST_PROXY,
-    ...(database && { keys: new ApiKeyStore(database.db, config.BOURSE_KEY_ENCRYPTION_SECRET!) }),
+    ...(apiKeys && { keys: apiKeys.keys }),
   })
   log.info({ url: ws.url }, 'ws serving')
   await untilStopped()
   await ws.close()
   await cache.close()
-  await database?.close()
+  await apiKeys?.database.close()
 }
 
-async function apiKeysDatabase(config: z.output<typeof WsEnv>): Promise<DatabaseHandle | undefined> {
+/** The API keys of `/ws-api/v3`, read from the gateway's Postgres: both settings, or neither and no WebSocket API. */
+async function apiKeyStore(
+  config: z.output<typeof WsEnv>,
+): Promise<{ database: DatabaseHandle; keys: ApiKeyStore } | undefined> {
   const url = config.BOURSE_DATABASE_URL
-  if ((url === undefined) !== (config.BOURSE_KEY_ENCRYPTION_SECRET === undefined)) {
+  const secret = config.BOURSE_KEY_ENCRYPTION_SECRET
+  if (url === undefined && secret === undefined) return undefined
+  if (url === undefined || secret === undefined) {
     const missing = url === undefined ? 'BOURSE_DATABASE_URL' : 'BOURSE_KEY_ENCRYPTION_SECRET'
     console.error(
       `bourse ws: the WebSocket API needs BOURSE_DATABASE_URL and BOURSE_KEY_ENCRYPTION_SECRET; ${missing} is not set`,
     )
     process.exit(2)
   }
-  return url === undefined ? undefined : openDatabase({ kind: 'postgres', url, maxConnections: 4 })
+  const database = await openDatabase({ kind: 'postgres', url, maxConnections: 4 })
+  return { database, keys: new ApiKeyStore(database.db, secret) }
 }
