@@ -25,6 +25,14 @@ app.kubernetes.io/name: {{ include "bourse.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/*
+The operator's watch Role or ClusterRole and its binding: cluster-wide, or in a namespace another release may
+watch too, so the name carries the release's namespace (release names are unique only within one).
+*/}}
+{{- define "bourse.watchRbacName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "bourse.fullname" .) }}
+{{- end }}
+
 {{- define "bourse.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "bourse.fullname" .) .Values.serviceAccount.name }}
