@@ -8,10 +8,9 @@
 import { sql } from 'drizzle-orm'
 import { queryRows } from '../adapters/db/database.ts'
 import { accounts, assets, markets, users } from '../adapters/db/schema.ts'
-import { createTestDatabase, type TestDatabase } from '../adapters/db/testing.ts'
+import { createTestDatabase, type TestDatabase, testMarket } from '../adapters/db/testing.ts'
 import { createLogger } from '../lib/log.ts'
 import { type EngineRequest, MatchingEngine } from '../services/engine/engine.ts'
-import { testMarket } from '../services/engine/testing.ts'
 import { median, report, round, seededRandom } from './report.ts'
 
 const TRADERS = 500

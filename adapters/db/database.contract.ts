@@ -7,7 +7,7 @@ import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from './database.ts'
 import { accounts, assets, journals, ledgerEntries, markets, orders, trades, users } from './schema.ts'
-import { createTestDatabase, type TestDatabase } from './testing.ts'
+import { createTestDatabase, type TestDatabase, testMarket } from './testing.ts'
 
 export function databaseContract(kind: 'postgres' | 'pglite'): void {
   describe(`database contract: ${kind}`, () => {
@@ -161,16 +161,7 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
 
     it('keeps orders and trades naming an existing market and user', async () => {
       await handle.db.insert(assets).values({ symbol: 'USDT', scale: 8 }).onConflictDoNothing()
-      await handle.db.insert(markets).values({
-        symbol: 'BTCUSDT',
-        base: 'BTC',
-        quote: 'USDT',
-        tickSize: '0.01',
-        lotSize: '0.001',
-        minNotional: '1',
-        makerFee: '0',
-        takerFee: '0',
-      })
+      await handle.db.insert(markets).values(testMarket)
       const user = await newUser('trader')
       const order = (id: bigint, market: string, userId: bigint) => ({
         market,

@@ -6,6 +6,18 @@ import postgres from 'postgres'
 import { postgresUrl, uniqueName } from '../testing/servers.ts'
 import { type DatabaseConfig, type DatabaseHandle, openDatabase } from './database.ts'
 
+/** The markets row tests trade on: BTC against USDT, 0.1 % maker and 0.2 % taker fees. */
+export const testMarket = {
+  symbol: 'BTCUSDT',
+  base: 'BTC',
+  quote: 'USDT',
+  tickSize: '0.01',
+  lotSize: '0.001',
+  minNotional: '1',
+  makerFee: '0.001',
+  takerFee: '0.002',
+}
+
 export type TestDatabase = DatabaseHandle & { readonly config: DatabaseConfig }
 
 export async function createTestDatabase(

@@ -12,7 +12,7 @@ import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
 import { assets, markets, users } from '../../adapters/db/schema.ts'
-import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { createTestDatabase, type TestDatabase, testMarket } from '../../adapters/db/testing.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import { freePort } from '../../lib/net.ts'
@@ -28,7 +28,6 @@ import {
   startLoad,
   trimDepth,
 } from './load.ts'
-import { testMarket } from './testing.ts'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const TRADERS = 6

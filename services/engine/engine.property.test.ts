@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queryRows } from '../../adapters/db/database.ts'
+import { testMarket } from '../../adapters/db/testing.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
 import { BourseError } from '../../lib/errors.ts'
 import type { StpMode, TimeInForce } from './book/types.ts'
@@ -19,7 +20,7 @@ import {
   postgresOpenOrders,
   trimDepth,
 } from './load.ts'
-import { type MarketFixture, marketFixture, testMarket } from './testing.ts'
+import { type MarketFixture, marketFixture } from './testing.ts'
 
 const TRADERS = 4
 const FUNDS = { BTC: '3', USDT: '300' }

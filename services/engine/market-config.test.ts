@@ -1,9 +1,10 @@
 import { eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { markets } from '../../adapters/db/schema.ts'
+import { testMarket } from '../../adapters/db/testing.ts'
 import { createLogger } from '../../lib/log.ts'
 import { applyMarketConfig, MarketConfigFile } from './market-config.ts'
-import { type MarketFixture, marketFixture, testMarket } from './testing.ts'
+import { type MarketFixture, marketFixture } from './testing.ts'
 
 describe('the operator-mounted market config', () => {
   let market: MarketFixture

@@ -1,21 +1,10 @@
 /** A market on a throwaway database, funded traders, and engines started on it: the engine tests' fixture. */
 import { assets, markets, users } from '../../adapters/db/schema.ts'
-import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { createTestDatabase, type TestDatabase, testMarket } from '../../adapters/db/testing.ts'
 import { balancesOf } from '../../ledger/ledger.ts'
 import { creditDeposit } from '../../ledger/operations.ts'
 import { createLogger } from '../../lib/log.ts'
 import { type EngineOptions, MatchingEngine } from './engine.ts'
-
-export const testMarket = {
-  symbol: 'BTCUSDT',
-  base: 'BTC',
-  quote: 'USDT',
-  tickSize: '0.01',
-  lotSize: '0.001',
-  minNotional: '1',
-  makerFee: '0.001',
-  takerFee: '0.002',
-}
 
 export interface MarketFixture {
   database: TestDatabase
