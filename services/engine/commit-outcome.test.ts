@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type DatabaseHandle, openDatabase, queryRows } from '../../adapters/db/database.ts'
 import { type PostgresProxy, startPostgresProxy } from '../../adapters/testing/postgres-proxy.ts'
+import { sleep, waitUntil } from '../../adapters/testing/wait.ts'
 import { findImbalances } from '../../ledger/invariants.ts'
 import type { MatchingEngine } from './engine.ts'
 import { type MarketFixture, marketFixture } from './testing.ts'
@@ -90,18 +91,30 @@ describe('an engine batch whose commit loses its connection', () => {
     await expect(bid('5.00')).resolves.toMatchObject({ order: { status: 'NEW' } })
   })
 
-  it('says the outcome is unknown while Postgres cannot tell, and settles it once Postgres answers', async () => {
+  it('says the outcome is unknown while Postgres cannot tell, refuses what waits, and settles once it can', async () => {
     proxy.loseNextAnswer()
     proxy.refuseConnections(true)
     const waited = Date.now()
-    const lost = await bid('6.00').catch((e: unknown) => e)
+    const lost = bid('6.00').catch((e: unknown) => e)
+    await sleep(50)
+    const queued = bid('6.50').catch((e: unknown) => e)
+    expect(await lost).toMatchObject({ code: 'outcome_unknown' })
     expect(Date.now() - waited).toBeGreaterThanOrEqual(4_900)
-    expect(lost).toMatchObject({ code: 'outcome_unknown' })
-    // Nothing else commits until the engine knows what Postgres holds.
-    const queued = bid('7.00')
+    // Nothing of the commands behind it was done, and new ones are refused until Postgres can tell.
+    const unreachable = {
+      code: 'unavailable',
+      message: 'The engine cannot reach its database; nothing was done. Try again.',
+    }
+    expect(await queued).toMatchObject(unreachable)
+    await expect(bid('7.00')).rejects.toMatchObject(unreachable)
+
     proxy.refuseConnections(false)
-    await expect(queued).resolves.toMatchObject({ order: { status: 'NEW', price: '7.00' } })
-    expect(engine.openOrders(trader).map((o) => o.price)).toContain('6.00')
+    await waitUntil(
+      () => engine.openOrders(trader).some((o) => o.price === '6.00'),
+      'the engine settles the lost batch as committed',
+    )
+    await expect(bid('8.00')).resolves.toMatchObject({ order: { status: 'NEW', price: '8.00' } })
+    expect(engine.openOrders(trader).map((o) => o.price)).not.toContain('6.50')
     await expectEngineMatchesPostgres()
   }, 20_000)
 })

@@ -96,6 +96,8 @@ export class MatchingEngine {
   private running: Promise<void> | null = null
   private fencedBy: FencedError | null = null
   private stopping = false
+  /** A lost commit answer has gone unsettled past OUTCOME_PATIENCE_MS: Postgres is out of reach. */
+  private outOfReach = false
   private lastPrice: string | null = null
   /** Users' available balances by availableKey, as this engine's last commits left them (see process). */
   private readonly knownAvailable = new Map<string, string>()
@@ -180,6 +182,7 @@ export class MatchingEngine {
       return Promise.reject(
         new BourseError('unavailable', 'The engine is stopping; nothing was done. Try again.'),
       )
+    if (this.outOfReach) return Promise.reject(unreachable())
     let command: PreparedCommand
     try {
       command = this.prepare(request)
@@ -413,12 +416,20 @@ export class MatchingEngine {
     }
   }
 
+  /**
+   * Past OUTCOME_PATIENCE_MS its callers are told the outcome is unknown, and until Postgres answers, the
+   * commands waiting behind the batch, and any new ones, are refused: nothing of theirs was done.
+   */
   private async committedSeqAfter(lost: CommitOutcomeUnknown, items: Queued[]): Promise<bigint> {
     const tellUnknown = () => {
       for (const item of items) item.reject(lost)
     }
     // Timed apart from the queries: while Postgres is unreachable, a query may wait rather than fail.
-    const patience = setTimeout(tellUnknown, OUTCOME_PATIENCE_MS)
+    const patience = setTimeout(() => {
+      tellUnknown()
+      this.outOfReach = true
+      for (const item of this.queue.splice(0)) item.reject(unreachable())
+    }, OUTCOME_PATIENCE_MS)
     try {
       for (let pause = 50; ; pause = Math.min(pause * 2, OUTCOME_RETRY_MAX_MS)) {
         try {
@@ -434,6 +445,7 @@ export class MatchingEngine {
       }
     } finally {
       clearTimeout(patience)
+      this.outOfReach = false
     }
   }
 
@@ -533,6 +545,9 @@ function answer(items: Queued[], outcomes: Outcome[]): void {
     else item.reject(outcome.error)
   })
 }
+
+const unreachable = () =>
+  new BourseError('unavailable', 'The engine cannot reach its database; nothing was done. Try again.')
 
 function engineMetrics() {
   const registers = [metricsRegistry()]
