@@ -4,6 +4,7 @@
  * documented codes and messages.
  */
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
+import { type AddressInfo, createServer } from 'node:net'
 import type { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../../adapters/pubsub/index.ts'
@@ -67,9 +68,14 @@ beforeAll(async () => {
     allowedIps: ['10.1.2.3'],
   })
   cache = createPubSubCache({ kind: 'memory', server: new InProcessRedis() })
-  app = createGatewayApp({
-    db,
-    engines: new Map([['BTCUSDT', EngineClient.inProcess(engine)]]),
+  app = gatewayOver(EngineClient.inProcess(engine))
+})
+
+/** The gateway under test, its BTCUSDT engine reached through `client`. */
+function gatewayOver(client: EngineClient): Hono {
+  return createGatewayApp({
+    db: fx.database.db,
+    engines: new Map([['BTCUSDT', client]]),
     cache,
     config: {
       keyEncryptionKey: encryptionKey,
@@ -80,7 +86,7 @@ beforeAll(async () => {
     log: createLogger('gateway-test', { level: 'silent' }),
     now: () => (clock === 0 ? Date.now() : clock),
   })
-})
+}
 
 afterAll(async () => {
   await fx?.close()
@@ -104,8 +110,9 @@ async function signed(
   path: string,
   params: Record<string, string>,
   creds: Credentials,
-  options: { inBody?: boolean; ip?: string; timestamp?: number; tamper?: boolean } = {},
+  options: { inBody?: boolean; ip?: string; timestamp?: number; tamper?: boolean; via?: Hono } = {},
 ) {
+  const gateway = options.via ?? app
   const all = new URLSearchParams({ ...params, timestamp: String(options.timestamp ?? Date.now()) })
   const payload = all.toString()
   let signature = signPayload(creds, payload)
@@ -116,12 +123,12 @@ async function signed(
     'X-Forwarded-For': options.ip ?? freshIp(),
   }
   const response = options.inBody
-    ? await app.request(path, {
+    ? await gateway.request(path, {
         method,
         headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
         body: signedQuery,
       })
-    : await app.request(`${path}?${signedQuery}`, { method, headers })
+    : await gateway.request(`${path}?${signedQuery}`, { method, headers })
   return { status: response.status, headers: response.headers, body: (await response.json()) as Answer }
 }
 
@@ -1084,6 +1091,27 @@ describe('orders', () => {
     })
     expect(await openIds()).toEqual(['cr-2'])
     await signed('DELETE', '/api/v3/openOrders', { symbol: 'BTCUSDT' }, aliceKey)
+  })
+
+  it('answers -1007 for an order the engine received but never answered: its outcome is unknown', async () => {
+    const silentEngine = createServer((socket) => socket.once('data', () => socket.destroy()))
+    await new Promise<void>((resolve) => silentEngine.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = silentEngine.address() as AddressInfo
+      const unanswered = gatewayOver(EngineClient.remote('BTCUSDT', `http://127.0.0.1:${port}`))
+      const placed = await signed('POST', '/api/v3/order', limit('BUY', '10.00', '1'), aliceKey, {
+        via: unanswered,
+      })
+      expect(placed).toMatchObject({
+        status: 503,
+        body: {
+          code: -1007,
+          msg: 'Timeout waiting for response from backend server. Send status unknown; execution status unknown.',
+        },
+      })
+    } finally {
+      silentEngine.close()
+    }
   })
 
   it('refuses a duplicate client order id among open orders and a LIMIT_MAKER that would take', async () => {
