@@ -34,7 +34,7 @@ import { EngineClient } from '../services/gateway/engine-client.ts'
 import { cpuMicros, cpuPerOperation, median, report, round, seededRandom } from './report.ts'
 
 const TRADERS = 50
-const ROUNDS = 3
+const ROUNDS = 5
 const ORDERS = 6_000
 const HELLO_REQUESTS = 20_000
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256)
