@@ -117,4 +117,24 @@ describe('an engine batch whose commit loses its connection', () => {
     expect(engine.openOrders(trader).map((o) => o.price)).not.toContain('6.50')
     await expectEngineMatchesPostgres()
   }, 20_000)
+
+  // Last: it stops the engine.
+  it('stops at once while a lost answer is unsettled, and its successor holds what Postgres holds', async () => {
+    proxy.loseNextAnswer()
+    proxy.refuseConnections(true)
+    const lost = bid('9.00').catch((e: unknown) => e)
+    await sleep(50)
+    const queued = bid('9.50').catch((e: unknown) => e)
+    const stopping = Date.now()
+    await engine.stop()
+    expect(Date.now() - stopping).toBeLessThan(1_000)
+    expect(await lost).toMatchObject({ code: 'outcome_unknown' })
+    expect(await queued).toMatchObject({ code: 'unavailable' })
+
+    const successor = await market.engine()
+    const prices = successor.openOrders(trader).map((o) => o.price)
+    expect(prices).toContain('9.00')
+    expect(prices).not.toContain('9.50')
+    expect(await findImbalances(market.database.db)).toEqual([])
+  })
 })

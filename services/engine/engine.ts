@@ -95,7 +95,8 @@ export class MatchingEngine {
   private timer: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
   private fencedBy: FencedError | null = null
-  private stopping = false
+  /** Aborted by stop(): no new commands, and no more waiting on a lost commit answer. */
+  private readonly stopped = new AbortController()
   /** A lost commit answer has gone unsettled past OUTCOME_PATIENCE_MS: Postgres is out of reach. */
   private outOfReach = false
   private lastPrice: string | null = null
@@ -178,7 +179,7 @@ export class MatchingEngine {
   /** Validates and converts the request now (bad input changes nothing), then answers after its batch commits. */
   submit(request: EngineRequest): Promise<CommandResult> {
     if (this.fencedBy !== null) return Promise.reject(this.fencedBy)
-    if (this.stopping)
+    if (this.stopped.signal.aborted)
       return Promise.reject(
         new BourseError('unavailable', 'The engine is stopping; nothing was done. Try again.'),
       )
@@ -237,9 +238,12 @@ export class MatchingEngine {
     return this.state.book.snapshot()
   }
 
-  /** Stops taking commands; those already taken are committed and answered before it returns. */
+  /**
+   * Stops taking commands; those already taken are committed and answered before it returns. Behind a commit
+   * whose answer was lost, they are refused instead, and the lost one's callers told its outcome is unknown.
+   */
   async stop(): Promise<void> {
-    this.stopping = true
+    this.stopped.abort()
     while (this.running !== null || this.queue.length > 0) {
       if (this.running === null) this.runNext()
       await this.running
@@ -418,30 +422,40 @@ export class MatchingEngine {
 
   /**
    * Past OUTCOME_PATIENCE_MS its callers are told the outcome is unknown, and until Postgres answers, the
-   * commands waiting behind the batch, and any new ones, are refused: nothing of theirs was done.
+   * commands waiting behind the batch, and any new ones, are refused: nothing of theirs was done. An engine
+   * stopped meanwhile stops asking at once (a query to a half-open server may never fail): its successor reads
+   * what Postgres holds.
    */
   private async committedSeqAfter(lost: CommitOutcomeUnknown, items: Queued[]): Promise<bigint> {
     const tellUnknown = () => {
       for (const item of items) item.reject(lost)
     }
+    const refuseWaiting = () => {
+      tellUnknown()
+      for (const item of this.queue.splice(0)) item.reject(unreachable())
+    }
     // Timed apart from the queries: while Postgres is unreachable, a query may wait rather than fail.
     const patience = setTimeout(() => {
-      tellUnknown()
+      refuseWaiting()
       this.outOfReach = true
-      for (const item of this.queue.splice(0)) item.reject(unreachable())
     }, OUTCOME_PATIENCE_MS)
+    const { signal } = this.stopped
     try {
       for (let pause = 50; ; pause = Math.min(pause * 2, OUTCOME_RETRY_MAX_MS)) {
         try {
-          return await committedSeq(this.options.database.db, this.symbol, this.epoch)
+          return await untilAborted(committedSeq(this.options.database.db, this.symbol, this.epoch), signal)
         } catch (err) {
-          if (err instanceof FencedError || this.stopping) {
+          if (err instanceof FencedError) {
             tellUnknown()
-            throw err instanceof FencedError ? err : lost
+            throw err
+          }
+          if (signal.aborted) {
+            refuseWaiting()
+            throw lost
           }
           this.options.log.warn({ err }, 'Postgres cannot tell yet whether the batch committed')
         }
-        await sleep(pause)
+        await sleep(pause, undefined, { signal }).catch(() => {})
       }
     } finally {
       clearTimeout(patience)
@@ -543,6 +557,17 @@ function answer(items: Queued[], outcomes: Outcome[]): void {
     const outcome = outcomes[i]!
     if (outcome.ok) item.resolve(outcome.result)
     else item.reject(outcome.error)
+  })
+}
+
+/** The promise, or its signal's abort reason once aborted, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  promise.catch(() => {}) // settled after the abort, its outcome is nobody's
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason)
+    if (signal.aborted) return abort()
+    signal.addEventListener('abort', abort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
   })
 }
 
