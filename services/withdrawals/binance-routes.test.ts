@@ -213,9 +213,9 @@ describe('admin review of withdrawals over /v1', () => {
   })
 
   it('needs the admin token, and resumes paused withdrawals', async () => {
-    const anonymous = await app.request('/v1/admin/withdrawals/resume', { method: 'POST', body: '{}' })
+    const anonymous = await app.request('/v1/admin/withdrawal-pauses/resume', { method: 'POST', body: '{}' })
     expect(anonymous.status).toBe(401)
-    const resumed = await admin('/v1/admin/withdrawals/resume', { operator: 'ops' })
+    const resumed = await admin('/v1/admin/withdrawal-pauses/resume', { operator: 'ops' })
     expect(await resumed.json()).toEqual({ resumed: false })
   })
 })

@@ -401,7 +401,7 @@ export function v1Endpoints(deps: V1Deps): Endpoint[] {
     ),
     {
       method: 'post',
-      path: '/v1/admin/withdrawals/resume',
+      path: '/v1/admin/withdrawal-pauses/resume',
       operationId: 'resumeWithdrawals',
       summary: 'Resume withdrawals paused by reconciliation (liabilities exceeded on-chain holdings)',
       tag: 'admin',
