@@ -15,9 +15,9 @@ export class Params {
   constructor(rawQuery: string, rawBody: string) {
     const query = parsePairs(rawQuery)
     const body = parsePairs(rawBody)
-    this.values = new Map(body)
-    for (const [k, v] of query) this.values.set(k, v)
-    this.payload = withoutSignature(rawQuery) + withoutSignature(rawBody)
+    this.values = body.pairs
+    for (const [k, v] of query.pairs) this.values.set(k, v)
+    this.payload = query.unsigned + body.unsigned
   }
 
   get(name: string): string | undefined {
@@ -41,24 +41,34 @@ export class Params {
   }
 }
 
-function parsePairs(raw: string): Map<string, string> {
-  const out = new Map<string, string>()
-  if (raw === '') return out
-  const params = new URLSearchParams(raw)
-  for (const key of new Set(params.keys())) {
-    const all = params.getAll(key)
-    if (all.length > 1) throw errors.duplicateParam()
-    out.set(key, all[0]!)
+/**
+ * The pairs of an x-www-form-urlencoded string (a name sent twice is refused), and the string without its
+ * `signature` pair, as the signature covers it.
+ */
+function parsePairs(raw: string): { pairs: Map<string, string>; unsigned: string } {
+  const pairs = new Map<string, string>()
+  let unsigned = raw
+  for (let start = 0; start < raw.length; ) {
+    const amp = raw.indexOf('&', start)
+    const end = amp === -1 ? raw.length : amp
+    if (end > start) {
+      const part = raw.slice(start, end)
+      const [name, value] = pair(part)
+      if (pairs.has(name)) throw errors.duplicateParam()
+      pairs.set(name, value)
+      if (part.startsWith('signature='))
+        unsigned = start === 0 ? raw.slice(end + 1) : raw.slice(0, start - 1) + raw.slice(end)
+    }
+    start = end + 1
   }
-  return out
+  return { pairs, unsigned }
 }
 
-function withoutSignature(raw: string): string {
-  if (raw === '') return ''
-  return raw
-    .split('&')
-    .filter((part) => !part.startsWith('signature='))
-    .join('&')
+/** One `name=value`, decoded as URLSearchParams decodes it; it is asked only when something is encoded. */
+function pair(part: string): [string, string] {
+  if (/[%+]/.test(part)) return new URLSearchParams(part).entries().next().value!
+  const eq = part.indexOf('=')
+  return eq === -1 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)]
 }
 
 export async function readParams(request: Request): Promise<Params> {
