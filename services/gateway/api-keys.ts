@@ -163,7 +163,8 @@ export class ApiKeyStore {
   private readonly db: Executor
   private readonly encryptionKey: Buffer
   private readonly ttlMs: number
-  private readonly cache = new Map<string, { record: ApiKeyRecord | null; expiresAt: number }>()
+  /** Lookups by API key, shared while under way: a busy key's requests wait on one query, not one each. */
+  private readonly cache = new Map<string, { record: Promise<ApiKeyRecord | null>; expiresAt: number }>()
 
   constructor(db: Executor, encryptionKey: Buffer, ttlMs = 5000) {
     this.db = db
@@ -171,15 +172,23 @@ export class ApiKeyStore {
     this.ttlMs = ttlMs
   }
 
-  async find(apiKey: string): Promise<ApiKeyRecord | null> {
+  find(apiKey: string): Promise<ApiKeyRecord | null> {
     const now = Date.now()
     const hit = this.cache.get(apiKey)
     if (hit !== undefined && hit.expiresAt > now) return hit.record
-    const [row] = await this.db.select().from(apiKeys).where(eq(apiKeys.apiKey, apiKey))
-    const record = row === undefined || row.revokedAt !== null ? null : this.toRecord(row)
+    const record = this.load(apiKey)
     if (this.cache.size > 10_000) this.cache.clear()
     this.cache.set(apiKey, { record, expiresAt: now + this.ttlMs })
+    // A failed lookup is not kept: the next request asks again.
+    record.catch(() => {
+      if (this.cache.get(apiKey)?.record === record) this.cache.delete(apiKey)
+    })
     return record
+  }
+
+  private async load(apiKey: string): Promise<ApiKeyRecord | null> {
+    const [row] = await this.db.select().from(apiKeys).where(eq(apiKeys.apiKey, apiKey))
+    return row === undefined || row.revokedAt !== null ? null : this.toRecord(row)
   }
 
   private toRecord(row: typeof apiKeys.$inferSelect): ApiKeyRecord {
