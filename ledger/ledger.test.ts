@@ -4,7 +4,7 @@ import { queryRows } from '../adapters/db/database.ts'
 import { assets, users } from '../adapters/db/schema.ts'
 import { createTestDatabase, type TestDatabase } from '../adapters/db/testing.ts'
 import { findImbalances } from './invariants.ts'
-import { balancesOf, book, pgArray } from './ledger.ts'
+import { balancesOf, book } from './ledger.ts'
 import {
   adjustBalance,
   completeWithdrawal,
@@ -39,16 +39,6 @@ for (const kind of ['postgres', 'pglite'] as const) {
       Object.fromEntries((await balancesOf(handle.db, userId)).map((b) => [b.asset, [b.available, b.frozen]]))
     const entryCount = async () =>
       (await queryRows<{ n: bigint }>(handle.db, sql`select count(*)::int8 as n from ledger_entries`))[0]!.n
-
-    it('passes any text through a pgArray literal unchanged', async () => {
-      const values = ['12.5', '', 'NULL', 'a"b', 'back\\slash', '{,}', ' spaced ', "it's", '"\\', null]
-      // Element by element: postgres.js reads a NULL inside a returned text[] as the string "NULL".
-      const rows = await queryRows<{ value: string | null }>(
-        handle.db,
-        sql`select value from unnest(${pgArray(values)}::text[]) with ordinality as t(value, i) order by i`,
-      )
-      expect(rows.map((r) => r.value)).toEqual(values)
-    })
 
     it('credits a deposit once, however often it is reported', async () => {
       const alice = await newUser()

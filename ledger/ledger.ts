@@ -8,7 +8,7 @@
  * trip, whoever books.
  */
 import { type SQL, sql } from 'drizzle-orm'
-import { databaseError, type Executor, queryRows } from '../adapters/db/database.ts'
+import { databaseError, type Executor, pgArray, queryRows } from '../adapters/db/database.ts'
 import type { entryReasons, SystemAccount } from '../adapters/db/schema.ts'
 import { BourseError } from '../lib/errors.ts'
 import { formatDecimal, MAX_SCALE, parseDecimal } from '../lib/money.ts'
@@ -154,26 +154,6 @@ function checkBalanced(movements: readonly Movement[]): void {
     }
   }
 }
-
-/**
- * A Postgres array literal for one bound parameter: both drivers pass it as text and the cast in the query
- * types it, so a whole batch travels in a few parameters whatever its size.
- */
-export function pgArray(values: readonly (string | null)[]): string {
-  let literal = '{'
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i] ?? null
-    if (i > 0) literal += ','
-    literal +=
-      v === null
-        ? 'NULL'
-        : `"${NEEDS_ESCAPE.test(v) ? v.replaceAll('\\', '\\\\').replaceAll('"', '\\"') : v}"`
-  }
-  return `${literal}}`
-}
-
-// Amounts and ids, nearly all a batch carries, need none: testing first halves the cost of a batch's arrays.
-const NEEDS_ESCAPE = /["\\]/
 
 /** A user's balances, one row per asset they hold an account in. */
 export async function balancesOf(db: Executor, userId: bigint): Promise<Balance[]> {

@@ -5,7 +5,7 @@
  */
 import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { queryRows } from './database.ts'
+import { pgArray, queryRows } from './database.ts'
 import { accounts, assets, journals, ledgerEntries, markets, orders, trades, users } from './schema.ts'
 import { createTestDatabase, type TestDatabase, testMarket } from './testing.ts'
 
@@ -43,6 +43,48 @@ export function databaseContract(kind: 'postgres' | 'pglite'): void {
         sql`select available, 9223372036854775807::int8 as big from accounts where id = ${row!.id}`,
       )
       expect(raw[0]).toEqual({ available: value, big: 9223372036854775807n })
+    })
+
+    it('passes any text, number and time through a pgArray literal unchanged', async () => {
+      const texts = [
+        '12.5',
+        '-0.00000001',
+        'BTCUSDT:42',
+        '2026-12-07T05:07:03.123Z',
+        'fees:BTCUSDT',
+        'a_b.c+d-e',
+      ]
+      const awkward = [
+        '',
+        'NULL',
+        'null',
+        'a"b',
+        'back\\slash',
+        '{,}',
+        ' spaced ',
+        "it's",
+        '"\\',
+        'é',
+        'tab\t',
+      ]
+      const values = [...texts, ...awkward, null]
+      // Element by element: postgres.js reads a NULL inside a returned text[] as the string "NULL".
+      const rows = await queryRows<{ value: string | null }>(
+        handle.db,
+        sql`select value from unnest(${pgArray(values)}::text[]) with ordinality as t(value, i) order by i`,
+      )
+      expect(rows.map((r) => r.value)).toEqual(values)
+      const [typed] = await queryRows<{ ids: string; amounts: string; times: string }>(
+        handle.db,
+        sql`select (${pgArray(['1', '9223372036854775807', null])}::int8[])::text as ids,
+                   (${pgArray(['0.1', '-12345678901234567890.123456789'])}::numeric[])::text as amounts,
+                   (${pgArray(['2026-12-07T05:07:03.123Z'])}::timestamptz[] = array['2026-12-07 05:07:03.123+00'::timestamptz])::text as times`,
+      )
+      expect(typed).toEqual({
+        ids: '{1,9223372036854775807,NULL}',
+        amounts: '{0.1,-12345678901234567890.123456789}',
+        times: 'true',
+      })
     })
 
     it('rolls a failed transaction back whole', async () => {

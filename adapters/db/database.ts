@@ -107,6 +107,25 @@ export async function queryRows<T extends object>(executor: Executor, query: SQL
 }
 
 /**
+ * A Postgres array literal for one bound parameter: both drivers pass it as text and the cast in the query
+ * types it, so a whole batch travels in a few parameters whatever its size.
+ */
+export function pgArray(values: readonly (string | null)[]): string {
+  return `{${values.map(arrayElement).join(',')}}`
+}
+
+// Ids, amounts, names and timestamps, nearly all a batch carries, go bare; only an element the array syntax
+// would misread (empty, spaced, braced, quoted, or the word NULL) is quoted, its quotes and backslashes escaped.
+const BARE_ELEMENT = /^[\w.:+-]+$/
+const NULL_WORD = /^null$/i
+
+function arrayElement(value: string | null): string {
+  if (value === null) return 'NULL'
+  if (BARE_ELEMENT.test(value) && !NULL_WORD.test(value)) return value
+  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+}
+
+/**
  * Postgres answered that the statement failed (severity ERROR), so its transaction rolled back. Anything else
  * (a lost connection, a FATAL that ended the session) leaves a statement's commit unknown.
  */

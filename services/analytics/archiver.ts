@@ -9,7 +9,7 @@
  */
 import { sql } from 'drizzle-orm'
 import type { Analytics } from '../../adapters/analytics/analytics.ts'
-import { type Executor, queryRows } from '../../adapters/db/database.ts'
+import { type Executor, pgArray, queryRows } from '../../adapters/db/database.ts'
 import { fromUtcText, utcText } from './copier.ts'
 import { ORDER_HISTORY } from './tables.ts'
 
@@ -80,10 +80,10 @@ export async function archiveOrders(o: ArchiveOptions): Promise<ArchiveResult> {
         sql`delete from orders
             where (market, id, updated_at, status) in (
               select m, i, (u::timestamp at time zone 'UTC'), s
-              from unnest(${pgTextArray(verified.map((c) => c.market))}::text[],
-                          ${pgTextArray(verified.map((c) => c.id))}::int8[],
-                          ${pgTextArray(verified.map((c) => c.updated_at))}::text[],
-                          ${pgTextArray(verified.map((c) => c.status))}::text[]) as v(m, i, u, s))
+              from unnest(${pgArray(verified.map((c) => c.market))}::text[],
+                          ${pgArray(verified.map((c) => c.id))}::int8[],
+                          ${pgArray(verified.map((c) => c.updated_at))}::text[],
+                          ${pgArray(verified.map((c) => c.status))}::text[]) as v(m, i, u, s))
               and status in (${closedList})
             returning id::text as id`,
       )
@@ -129,9 +129,4 @@ async function verifiedInClickHouse(
 export function sameDecimal(a: string, b: string): boolean {
   const norm = (d: string) => (d.includes('.') ? d.replace(/0+$/, '').replace(/\.$/, '') : d)
   return norm(a) === norm(b)
-}
-
-/** A Postgres array literal of text values (quoted, so any text is safe). */
-function pgTextArray(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
 }

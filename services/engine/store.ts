@@ -4,12 +4,17 @@
  * events — in one call.
  */
 import { type SQL, sql } from 'drizzle-orm'
-import { databaseError, type Executor, queryRows, statementFailed } from '../../adapters/db/database.ts'
+import {
+  databaseError,
+  type Executor,
+  pgArray,
+  queryRows,
+  statementFailed,
+} from '../../adapters/db/database.ts'
 import {
   type BalanceJson,
   bookingColumns,
   type Movement,
-  pgArray,
   rethrowLedgerError,
   type UserBalance,
   userBalance,
