@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { getRequestListener } from '@hono/node-server'
+import { mount } from 'hono/mount'
 import { z } from 'zod'
 import { openAnalytics } from '../../adapters/analytics/analytics.ts'
 import { createBus } from '../../adapters/bus/index.ts'
@@ -148,7 +149,9 @@ export async function main(args: string[]): Promise<void> {
       trustProxy: false,
     },
   })
-  gateway.route('/dex', createDexApp({ db: database.db, indexerId: DEMO_DEX_ID }))
+  // Mounted, not merged: the DEX API's own routes (/orders/{status} beside /orders/{id}) are ones the gateway's
+  // router cannot take.
+  gateway.all('/dex/*', mount(createDexApp({ db: database.db, indexerId: DEMO_DEX_ID }).fetch))
   const http = await startHttpServer({
     port: config.BOURSE_PORT,
     host: '127.0.0.1',
