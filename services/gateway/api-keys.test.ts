@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { users } from '../../adapters/db/schema.ts'
 import { createTestDatabase, type TestDatabase } from '../../adapters/db/testing.ts'
+import { sleep } from '../../adapters/testing/wait.ts'
 import { ApiKeyStore, createApiKey, hmacSha256, revokeApiKey } from './api-keys.ts'
 
 describe('hmacSha256', () => {
@@ -62,7 +63,7 @@ describe('ApiKeyStore', () => {
     select.mockRestore()
 
     await revokeApiKey(database.db, apiKey)
-    await new Promise((resolve) => setTimeout(resolve, 60))
+    await sleep(60)
     expect(await store.find(apiKey)).toBeNull()
   })
 })

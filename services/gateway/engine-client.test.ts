@@ -2,9 +2,9 @@
  * One EngineClient, two transports: the same calls and the same errors whether the engine's API is served
  * in process or over a real socket (the global fetch, as in a deployment).
  */
-import { type AddressInfo, createServer } from 'node:net'
 import { getRequestListener } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startSilentServer } from '../../adapters/testing/silent-server.ts'
 import { BourseError } from '../../lib/errors.ts'
 import { type HttpServer, startHttpServer } from '../../lib/metrics.ts'
 import { freePort } from '../../lib/net.ts'
@@ -86,18 +86,14 @@ it('reports an engine that cannot be reached as unavailable', async () => {
 })
 
 it('reports a command the engine received but never answered as of unknown outcome', async () => {
-  const silent = createServer((socket) => socket.once('data', () => socket.destroy()))
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const silent = await startSilentServer()
   try {
-    const client = EngineClient.remote(
-      'BTCUSDT',
-      `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
-    )
+    const client = EngineClient.remote('BTCUSDT', silent.url)
     await expect(client.place(bid)).rejects.toMatchObject({ code: 'outcome_unknown' })
     await expect(client.cancel(1n, { orderId: 1n })).rejects.toMatchObject({ code: 'outcome_unknown' })
     // A read changes nothing, whatever became of it.
     await expect(client.status()).rejects.toMatchObject({ code: 'unavailable' })
   } finally {
-    silent.close()
+    await silent.close()
   }
 })

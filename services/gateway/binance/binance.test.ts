@@ -4,10 +4,10 @@
  * documented codes and messages.
  */
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
-import { type AddressInfo, createServer } from 'node:net'
 import type { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPubSubCache, InProcessRedis, type PubSubCache } from '../../../adapters/pubsub/index.ts'
+import { startSilentServer } from '../../../adapters/testing/silent-server.ts'
 import { createLogger } from '../../../lib/log.ts'
 import { parseDecimal } from '../../../lib/money.ts'
 import type { MatchingEngine } from '../../engine/engine.ts'
@@ -1094,11 +1094,9 @@ describe('orders', () => {
   })
 
   it('answers -1007 for an order the engine received but never answered: its outcome is unknown', async () => {
-    const silentEngine = createServer((socket) => socket.once('data', () => socket.destroy()))
-    await new Promise<void>((resolve) => silentEngine.listen(0, '127.0.0.1', resolve))
+    const silentEngine = await startSilentServer()
     try {
-      const { port } = silentEngine.address() as AddressInfo
-      const unanswered = gatewayOver(EngineClient.remote('BTCUSDT', `http://127.0.0.1:${port}`))
+      const unanswered = gatewayOver(EngineClient.remote('BTCUSDT', silentEngine.url))
       const placed = await signed('POST', '/api/v3/order', limit('BUY', '10.00', '1'), aliceKey, {
         via: unanswered,
       })
@@ -1110,7 +1108,7 @@ describe('orders', () => {
         },
       })
     } finally {
-      silentEngine.close()
+      await silentEngine.close()
     }
   })
 
